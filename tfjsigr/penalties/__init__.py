@@ -1,0 +1,70 @@
+"""Training penalties: pure functions (`ops`) and serializable Keras-friendly objects."""
+
+import keras
+
+from tfjsigr.penalties.input_gradient import InputGradient
+from tfjsigr.penalties.jacobian import Jacobian
+from tfjsigr.penalties.jsigr import JSIGR
+from tfjsigr.penalties.penalty import Penalty, PenaltyContext
+from tfjsigr.penalties.selective_input_gradient import SelectiveInputGradient
+from tfjsigr.penalties.trades import TRADES
+
+ALL = {
+    "input_gradient": InputGradient,
+    "jacobian": Jacobian,
+    "selective_input_gradient": SelectiveInputGradient,
+    "jsigr": JSIGR,
+    "trades": TRADES,
+}
+
+
+def get(identifier):
+    """A penalty from its name, a dict or an instance.
+
+    Args:
+        identifier: a `Penalty`; a name ("input_gradient", "jacobian",
+            "selective_input_gradient", "jsigr", "trades") built with default arguments; a
+            dict `{"type": name, **arguments}` (as in recipes); or a Keras serialization dict
+            (`{"class_name": ..., "config": ...}`).
+
+    Returns:
+        A `Penalty`.
+
+    Raises:
+        ValueError: unknown name, or arguments the penalty does not take.
+    """
+    if isinstance(identifier, Penalty):
+        return identifier
+    if isinstance(identifier, str):
+        return _lookup(identifier)()
+    if isinstance(identifier, dict):
+        if "class_name" in identifier:
+            return keras.saving.deserialize_keras_object(identifier)
+        arguments = dict(identifier)
+        kind = arguments.pop("type", None)
+        if kind is None:
+            raise ValueError(f"penalty dict needs a 'type' (one of {sorted(ALL)}): {identifier!r}")
+        try:
+            return _lookup(kind)(**arguments)
+        except TypeError as error:
+            raise ValueError(f"penalty {kind!r}: {error}") from None
+    raise ValueError(f"cannot interpret {identifier!r} as a penalty")
+
+
+def _lookup(name):
+    try:
+        return ALL[name]
+    except KeyError:
+        raise ValueError(f"unknown penalty {name!r}; known: {sorted(ALL)}") from None
+
+
+__all__ = [
+    "InputGradient",
+    "Jacobian",
+    "JSIGR",
+    "Penalty",
+    "PenaltyContext",
+    "SelectiveInputGradient",
+    "TRADES",
+    "get",
+]

@@ -1,0 +1,69 @@
+"""J-SIGR: Jacobian norm with selective input-gradient regularization (Liu et al. 2024)."""
+
+import keras
+
+from tfjsigr.penalties.jacobian import Jacobian
+from tfjsigr.penalties.penalty import Penalty
+from tfjsigr.penalties.selective_input_gradient import SELF_TOPK, SelectiveInputGradient
+
+
+@keras.saving.register_keras_serializable(package="tfjsigr")
+class JSIGR(Penalty):
+    """mean CE + lambda_J * R_jr + lambda_S * R_sigr, in one forward pass.
+
+    A composite: `RegularizedModel` trains its two `components` and reports them as the
+    `jacobian` and `selective_input_gradient` metrics.
+
+    Args:
+        jacobian_weight: lambda_J of the Jacobian term (1/2 ||J||_F^2).
+        selective_weight: lambda_S of the selective input-gradient term.
+        projections: random projections of the Jacobian estimate, or "exact".
+        mask: SIGR mask source ("self_topk", "perturbation" or "annotation").
+        top_k: fraction of features treated as salient by the top-k masks.
+        smoothing: box-filter size applied to the saliency before the top-k.
+        warmup_steps: linear warm-up of both weights, in optimizer steps.
+        name: name of the composite (its components keep their own metric names).
+    """
+
+    default_name = "jsigr"
+
+    def __init__(
+        self,
+        jacobian_weight=1.0,
+        selective_weight=1.0,
+        projections=1,
+        mask=SELF_TOPK,
+        top_k=0.2,
+        smoothing=1,
+        warmup_steps=0,
+        name=None,
+    ):
+        super().__init__(1.0, warmup_steps, name)
+        self.jacobian = Jacobian(jacobian_weight, projections, warmup_steps)
+        self.selective = SelectiveInputGradient(
+            selective_weight, mask, top_k, smoothing, warmup_steps=warmup_steps
+        )
+
+    @property
+    def components(self):
+        return [self.jacobian, self.selective]
+
+    def add_targets(self, context):
+        for component in self.components:
+            component.add_targets(context)
+
+    def compute(self, context):
+        """The weighted sum of the components (without warm-up), for evaluation."""
+        return sum(c.weight * c.compute(context) for c in self.components)
+
+    def get_config(self):
+        return {
+            "jacobian_weight": self.jacobian.weight,
+            "selective_weight": self.selective.weight,
+            "projections": self.jacobian.projections,
+            "mask": self.selective.mask,
+            "top_k": self.selective.top_k,
+            "smoothing": self.selective.smoothing,
+            "warmup_steps": self.warmup_steps,
+            "name": self.name,
+        }
