@@ -1,0 +1,1 @@
+"""Commands of the tfjsigr CLI (placeholder until filled in)."""
