@@ -1,7 +1,12 @@
 """tfjsigr: adversarially robust, interpretable image classifiers on Keras 3."""
 
-from tfjsigr import adversarial_training, attacks, penalties
-from tfjsigr.regularized_model import RegularizedModel
+import os
+
+# TensorFlow's C++ start-up chatter buries our output; an explicit setting by the user wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from tfjsigr import adversarial_training, attacks, penalties  # noqa: E402
+from tfjsigr.regularized_model import RegularizedModel  # noqa: E402
 
 __version__ = "0.1.0"
 
