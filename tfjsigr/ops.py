@@ -17,6 +17,7 @@ def per_example_squared_norm(tensor):
 def per_example_cross_entropy(labels, logits):
     """Softmax cross-entropy of each example, for integer or one-hot labels."""
     logits = tf.cast(logits, tf.float32)
+    labels = tf.convert_to_tensor(labels)
     if labels.shape.rank is not None and labels.shape.rank == logits.shape.rank:
         return tf.nn.softmax_cross_entropy_with_logits(tf.cast(labels, tf.float32), logits)
     labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
@@ -25,6 +26,7 @@ def per_example_cross_entropy(labels, logits):
 
 def integer_labels(labels, logits):
     """Class ids (B,) from integer or one-hot labels."""
+    labels = tf.convert_to_tensor(labels)
     if labels.shape.rank is not None and labels.shape.rank == logits.shape.rank:
         return tf.argmax(labels, axis=-1, output_type=tf.int32)
     return tf.cast(tf.reshape(labels, [-1]), tf.int32)
@@ -78,7 +80,8 @@ def top_k_mask(saliency, fraction):
     shape = tf.shape(saliency)
     flat = tf.reshape(tf.cast(saliency, tf.float32), [shape[0], -1])
     features = tf.shape(flat)[1]
-    k = tf.cast(tf.math.ceil(fraction * tf.cast(features, tf.float32)), tf.int32)
+    # The tolerance keeps 0.2 * 10 from rounding up to 3 through float error.
+    k = tf.cast(tf.math.ceil(fraction * tf.cast(features, tf.float32) - 1e-4), tf.int32)
     _, salient = tf.math.top_k(flat, k=k, sorted=False)
     batch_index = tf.broadcast_to(tf.range(shape[0])[:, None], tf.shape(salient))
     indices = tf.stack([batch_index, salient], axis=-1)

@@ -36,6 +36,10 @@ def exact_squared_frobenius(logits_fn, x):
     return tf.reduce_sum(tf.reshape(per_row, [batch_size, num_classes]), axis=1)
 
 
+def _is_positive_integer(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == int(value) >= 1
+
+
 @keras.saving.register_keras_serializable(package="tfjsigr")
 class Jacobian(Penalty):
     """Penalizes 1/2 ||J||_F^2 of the input-logit Jacobian, per example.
@@ -55,7 +59,7 @@ class Jacobian(Penalty):
 
     def __init__(self, weight=1.0, projections=1, warmup_steps=0, name=None):
         super().__init__(weight, warmup_steps, name)
-        if projections != EXACT and (isinstance(projections, bool) or int(projections) < 1):
+        if projections != EXACT and not _is_positive_integer(projections):
             raise ValueError(f"projections must be a positive integer or 'exact', got {projections!r}")
         self.projections = projections if projections == EXACT else int(projections)
 

@@ -1,0 +1,68 @@
+"""Trains one epoch on 1 device and under MirroredStrategy on 2 logical CPUs; prints JSON.
+
+Run by tests/test_distribution.py in a fresh process, since logical devices must be configured
+before TensorFlow starts.
+"""
+
+import json
+
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import tfjsigr  # noqa: E402
+from tfjsigr import testing  # noqa: E402
+
+
+def train(strategy):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(64, 16, 16, 1)).astype(np.float32)
+    y = rng.integers(0, 3, size=64).astype(np.int32)
+    with strategy.scope():
+        model = tfjsigr.RegularizedModel(
+            testing.tiny_cnn(seed=1),
+            penalties=[
+                tfjsigr.penalties.InputGradient(20.0),
+                tfjsigr.penalties.Jacobian(1.0, projections="exact"),
+            ],
+        )
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.5),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+    history = model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0).history
+    return model, history
+
+
+def main():
+    single, single_history = train(tf.distribute.get_strategy())
+    mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    mirrored, mirrored_history = train(mirrored_strategy)
+    initial = testing.tiny_cnn(seed=1)
+    moved = max(
+        float(np.abs(a.numpy() - b.numpy()).max())
+        for a, b in zip(single.trainable_weights, initial.trainable_weights)
+    )
+    difference = max(
+        float(np.abs(a.numpy() - b.numpy()).max())
+        for a, b in zip(single.trainable_weights, mirrored.trainable_weights)
+    )
+    print(
+        json.dumps(
+            {
+                "replicas": mirrored_strategy.num_replicas_in_sync,
+                "max_weight_change": moved,
+                "max_weight_difference": difference,
+                "single": single_history,
+                "mirrored": mirrored_history,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+
+CHECK = pathlib.Path(__file__).with_name("distributed_training_check.py")
+
+
+def test_mirrored_strategy_on_two_devices_matches_one_device():
+    result = subprocess.run(
+        [sys.executable, str(CHECK)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2
+    # The update is large, and the same on both: the penalties are divided by the replica count.
+    assert report["max_weight_change"] > 1e-2
+    assert report["max_weight_difference"] < 1e-4 * max(1.0, report["max_weight_change"])
+    for name in ("loss", "task_loss", "input_gradient", "jacobian"):
+        np.testing.assert_allclose(report["mirrored"][name], report["single"][name], rtol=1e-4)
