@@ -103,9 +103,16 @@ class RegularizedModel(keras.Model):
             context = PenaltyContext(self, x, y, y_pred, sample_weight, annotation, training)
             for penalty in self._trained_penalties:
                 penalty.add_targets(context)
-        context.compute_gradients(input_tape)
+        context.compute_gradients(input_tape, self._input_gradient_scale(training))
         values = {p.name: p.compute(context) for p in self._trained_penalties}
         return y_pred, values
+
+    def _input_gradient_scale(self, training):
+        """The optimizer's loss scale under float16 training, else None."""
+        uses_float16 = self.model.compute_dtype == "float16"
+        if not (training and uses_float16 and isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)):
+            return None
+        return tf.cast(self.optimizer.scale_loss(tf.constant(1.0)), tf.float32)
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)

@@ -171,3 +171,23 @@ def test_bad_constructor_arguments_raise():
         AdversarialTraining("deepfool")
     with pytest.raises(ValueError, match="unknown penalty"):
         tfjsigr.RegularizedModel(testing.tiny_cnn(), ["nonsense"])
+
+
+def test_mixed_precision_scales_the_input_gradients_against_float16_underflow():
+    # A confident linear model: p - e_y is about 2e-9, below float16's smallest subnormal.
+    weights = np.random.default_rng(2).normal(size=(8, 3)).astype(np.float32)
+    bias = np.array([20.0, 0.0, 0.0], np.float32)
+    x = np.zeros((4, 8), np.float32)
+    y = np.zeros(4, np.int32)
+    reference = tfjsigr.RegularizedModel(testing.linear_model(weights, bias), [InputGradient(1.0)])
+    expected = float(reference.compute_penalties(x, y)[1]["input_gradient"])
+    assert expected > 0.0
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = testing.compiled(testing.linear_model(weights, bias), [InputGradient(1.0)])
+        _, scaled = model.compute_penalties(x, y, training=True)
+        _, unscaled = model.compute_penalties(x, y, training=False)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert float(unscaled["input_gradient"]) == 0.0
+    np.testing.assert_allclose(float(scaled["input_gradient"]), expected, rtol=2e-2)

@@ -47,10 +47,23 @@ class PenaltyContext:
         if key not in self._targets:
             self._targets[key] = target_fn()
 
-    def compute_gradients(self, input_tape):
-        """Takes d target / dx for every registered target (the tape must be persistent)."""
+    def compute_gradients(self, input_tape, scale=None):
+        """Takes d target / dx for every registered target (the tape must be persistent).
+
+        Args:
+            input_tape: the persistent tape that recorded the forward pass and the targets.
+            scale: optional loss scale: each target is multiplied by it before the backward
+                pass and its gradient divided by it after, so float16 backward passes under
+                mixed precision do not underflow (an overflow shows as inf, which the loss-scale
+                optimizer answers by skipping the step and lowering the scale).
+        """
         for key, target in self._targets.items():
-            self._gradients[key] = input_tape.gradient(target, self.x)
+            if scale is None:
+                self._gradients[key] = input_tape.gradient(target, self.x)
+            else:
+                seed = tf.cast(scale, target.dtype)
+                gradient = input_tape.gradient(target, self.x, output_gradients=seed)
+                self._gradients[key] = tf.cast(gradient, tf.float32) / scale
 
     def gradient(self, key):
         """The input gradient of the target registered under `key`."""
