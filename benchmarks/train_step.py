@@ -13,7 +13,6 @@ import statistics
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 import tfjsigr
@@ -104,7 +103,7 @@ def main():
 
     print(f"small_cnn on {source}; batch {args.batch}, {args.steps} steps x {args.repeats} repeats")
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {tf.config.threading.get_inter_op_parallelism_threads() or 'default'} inter-op threads")
-    print(f"\n| variant | ms/step | ratio to plain | target |\n|---|---:|---:|---:|")
+    print("\n| variant | ms/step | ratio to plain | target |\n|---|---:|---:|---:|")
     for name, seconds in medians.items():
         target = f"<= {TARGETS[name]}x" if name in TARGETS else ""
         print(f"| {name} | {1000 * seconds:.1f} | {seconds / medians['plain']:.2f}x | {target} |")

@@ -11,11 +11,11 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-import tfjsigr  # noqa: E402
-from tfjsigr import testing  # noqa: E402
+import tfjsigr
+from tfjsigr import testing
 
 
 def train(strategy):

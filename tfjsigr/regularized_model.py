@@ -59,7 +59,7 @@ class RegularizedModel(keras.Model):
     def __init__(self, model, penalties=(), adversarial_training=None, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(model, keras.Model):
-            raise ValueError(f"model must be a keras.Model, got {type(model).__name__}")
+            raise TypeError(f"model must be a keras.Model, got {type(model).__name__}")
         self.model = model
         self.penalties = [penalties_lib.get(p) for p in penalties]
         self.adversarial_training = adversarial_training_lib.get(adversarial_training)

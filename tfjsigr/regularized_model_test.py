@@ -165,7 +165,7 @@ def test_adversarial_training_trains_on_inputs_inside_the_eps_ball(attack):
 
 
 def test_bad_constructor_arguments_raise():
-    with pytest.raises(ValueError, match="keras.Model"):
+    with pytest.raises(TypeError, match="keras.Model"):
         tfjsigr.RegularizedModel(lambda x: x)
     with pytest.raises(ValueError, match="attack"):
         AdversarialTraining("deepfool")

@@ -59,12 +59,12 @@ def _lookup(name):
 
 
 __all__ = [
+    "JSIGR",
+    "TRADES",
     "InputGradient",
     "Jacobian",
-    "JSIGR",
     "Penalty",
     "PenaltyContext",
     "SelectiveInputGradient",
-    "TRADES",
     "get",
 ]
