@@ -36,6 +36,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--source", default="sample", choices=["sample", "full", "auto"])
     parser.add_argument("--eval-size", type=int, default=1000)
+    parser.add_argument("--jacobian-weight", type=float, default=0.01)
+    parser.add_argument("--selective-weight", type=float, default=5.0)
     args = parser.parse_args(argv)
 
     x_train, y_train, train_from = load_fashion_mnist("train", args.source)
@@ -44,7 +46,7 @@ def main(argv=None):
     print(f"train: {train_from}\ntest: {test_from}")
     variants = {
         "plain": [],
-        "jsigr": [tfjsigr.penalties.JSIGR(jacobian_weight=0.05, selective_weight=20.0)],
+        "jsigr": [tfjsigr.penalties.JSIGR(args.jacobian_weight, args.selective_weight)],
     }
     rows = []
     for name, penalties in variants.items():
