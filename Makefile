@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo zoo test lint bench clean
 
 venv: $(VENV)/.installed
 
@@ -12,10 +12,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q --no-deps tensorflow-serving-api==2.21.0
 	touch $@
 
 demo: venv
 	$(BIN)/python -m tfjsigr.demo
+
+# The default zoo (plain, igr, jr, jsigr, fgsm_rs, pgd_at) on Fashion-MNIST, quick settings.
+zoo: venv
+	$(BIN)/tfjsigr zoo build --quick
 
 test: venv
 	$(BIN)/python -m pytest

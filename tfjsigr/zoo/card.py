@@ -1,46 +1,204 @@
-"""Model cards: `card.json` in each zoo entry, updated atomically by section."""
+"""Model cards: `card.json` in each zoo entry, updated atomically by section, and its README."""
 
+import contextlib
 import json
 import os
 import pathlib
 import tempfile
 
+import numpy as np
+
 CARD_FILE = "card.json"
+README_FILE = "README.md"
+LOCK_FILE = ".zoo.lock"
+
+# Sections of card.json, in the order the README shows them.
+SECTIONS = ("metrics", "robustness", "model", "data", "recipe", "parity", "software", "artifacts")
+PENDING = 'pending (filled in by the evaluation: `update_card(entry, "robustness", {...})`)'
 
 
-def write_json_atomic(path, data):
-    """Writes JSON to a temporary file beside `path`, then renames it over `path`."""
+def write_text_atomic(path, text):
+    """Writes text to a temporary file beside `path`, then renames it over `path`.
+
+    Args:
+        path: destination file; its directory must exist.
+        text: the full new content.
+    """
     path = pathlib.Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True, default=str)
-            f.write("\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(
+            temporary, 0o644
+        )  # mkstemp's 0600 would hide the file from servers and other users.
         os.replace(temporary, path)
     except BaseException:
         pathlib.Path(temporary).unlink(missing_ok=True)
         raise
 
 
+def write_json_atomic(path, data):
+    """Writes JSON to a temporary file beside `path`, then renames it over `path`."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=json_default) + "\n")
+
+
+def json_default(value):
+    """JSON for what `json` cannot encode: NumPy scalars and arrays as numbers, the rest as str."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def to_json(data):
+    """`data` as plain JSON types (what it reads back as after a JSON round trip)."""
+    return json.loads(json.dumps(data, default=json_default))
+
+
+@contextlib.contextmanager
+def zoo_lock(zoo_dir):
+    """Holds an exclusive lock on a zoo directory (entry swaps, index and card updates).
+
+    Args:
+        zoo_dir: the zoo directory (created if missing).
+
+    Yields:
+        The zoo directory as a `pathlib.Path`.
+    """
+    zoo_dir = pathlib.Path(zoo_dir)
+    zoo_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: one writer at a time is the user's business.
+        yield zoo_dir
+        return
+    with open(zoo_dir / LOCK_FILE, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield zoo_dir
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def read_card(entry_dir):
     """The card of a zoo entry as a dict.
 
+    Args:
+        entry_dir: the entry directory, e.g. `zoo/jr`.
+
+    Returns:
+        The parsed `card.json`.
+
     Raises:
         FileNotFoundError: the entry has no card.
-        ValueError: the card is not valid JSON.
+        ValueError: the card is not valid JSON or not a JSON object.
     """
     path = pathlib.Path(entry_dir) / CARD_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no model card (is {entry_dir} a zoo entry?)")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
+        card = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: corrupt model card ({error})") from None
+    if not isinstance(card, dict):
+        raise ValueError(f"{path}: corrupt model card (not a JSON object)")  # noqa: TRY004
+    return card
+
+
+def write_card(entry_dir, card):
+    """Writes `card.json` and the README.md rendered from it, each atomically."""
+    entry_dir = pathlib.Path(entry_dir)
+    write_json_atomic(entry_dir / CARD_FILE, card)
+    write_text_atomic(entry_dir / README_FILE, render_readme(card))
 
 
 def update_card(entry_dir, section, data):
-    """Replaces one top-level section of an entry's card (e.g. "robustness"), atomically."""
-    card = read_card(entry_dir)
-    card[section] = data
-    write_json_atomic(pathlib.Path(entry_dir) / CARD_FILE, card)
+    """Replaces one top-level section of an entry's card (e.g. "robustness"), atomically.
+
+    The README.md card is re-rendered. The zoo's lock is held, so an update never races an
+    export swapping the entry.
+
+    Args:
+        entry_dir: the entry directory, e.g. `zoo/jr`.
+        section: top-level key of card.json.
+        data: its new JSON-serializable content.
+
+    Returns:
+        The updated card.
+    """
+    entry_dir = pathlib.Path(entry_dir)
+    read_card(entry_dir)  # A clear error before anything is locked or created.
+    with zoo_lock(entry_dir.resolve().parent):
+        card = read_card(entry_dir)
+        card[section] = data
+        write_card(entry_dir, card)
     return card
+
+
+def render_readme(card):
+    """The human-readable model card (Markdown) for a card dict."""
+    name = card.get("name", "unnamed")
+    versions = ", ".join(map(str, card.get("saved_model_versions") or [])) or "?"
+    lines = [
+        f"# {name}",
+        "",
+        (
+            f"Exported {card.get('created', '?')}; SavedModel version {card.get('version', '?')} "
+            f"(versions kept: {versions})."
+        ),
+        "",
+        '- `model.keras`: `keras.saving.load_model("model.keras")` (after `import tfjsigr`)',
+        (
+            "- `saved_model/<version>/`: TF Serving layout, signature `serving_default`, "
+            "input `image` (float32 [batch, H, W, C] in [0, 1]), outputs `logits` and `probabilities`"
+        ),
+        "- `model.onnx`: same input and output names, dynamic batch (onnxruntime)",
+        "",
+    ]
+    hidden = {"saved_model_versions"}
+    rest = [k for k in card if k not in SECTIONS and k not in hidden and _is_section(card[k])]
+    for section in [*SECTIONS, *sorted(rest)]:
+        if section in card:
+            title = section.replace("_", " ").capitalize()
+            lines += [f"## {title}", "", *_render_value(card[section]), ""]
+    return "\n".join(lines)
+
+
+def _is_section(value):
+    return value is None or isinstance(value, (dict, list))
+
+
+def _render_value(value):
+    if value is None:
+        return [PENDING]
+    if isinstance(value, dict) and value:
+        rows = ["| key | value |", "| --- | --- |"]
+        return rows + [f"| {key} | {_format_leaf(v)} |" for key, v in sorted(_flatten(value))]
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return [line for item in value for line in [*_render_value(item), ""]][:-1]
+    return [_format_leaf(value)]
+
+
+def _flatten(mapping, prefix=""):
+    """(dotted key, leaf) pairs of nested dicts."""
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value:
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _format_leaf(value):
+    if isinstance(value, float):
+        text = f"{value:.4g}"
+    elif isinstance(value, list) and all(not isinstance(v, (dict, list)) for v in value):
+        text = ", ".join(_format_leaf(v) for v in value) or "(none)"
+    elif isinstance(value, (dict, list)):
+        text = "`" + json.dumps(value, sort_keys=True, default=json_default) + "`"
+    else:
+        text = str(value)
+    return text.replace("|", "\\|").replace("\n", " ")

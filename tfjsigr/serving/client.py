@@ -1,0 +1,233 @@
+"""A client for TF Serving (and the local server): REST or gRPC, answers as numpy arrays."""
+
+import urllib.parse
+
+import numpy as np
+import orjson
+import requests
+
+GRPC_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+class ServingError(RuntimeError):
+    """An error answer from the server.
+
+    Attributes:
+        status: the HTTP status (REST) or the gRPC status code name.
+        message: the server's error message.
+    """
+
+    def __init__(self, status, message):
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def _model_path(model, version, label):
+    if version is not None and label is not None:
+        raise ValueError("give a version or a label, not both")
+    path = f"/v1/models/{urllib.parse.quote(model, safe='')}"
+    if version is not None:
+        path += f"/versions/{int(version)}"
+    elif label is not None:
+        path += f"/labels/{urllib.parse.quote(label, safe='')}"
+    return path
+
+
+def _outputs_from_json(answer):
+    if "predictions" in answer:
+        predictions = answer["predictions"]
+        if predictions and isinstance(predictions[0], dict):
+            return {k: np.asarray([p[k] for p in predictions], np.float32) for k in predictions[0]}
+        return {"predictions": np.asarray(predictions, np.float32)}
+    outputs = answer["outputs"]
+    if isinstance(outputs, dict):
+        return {k: np.asarray(v, np.float32) for k, v in outputs.items()}
+    return {"outputs": np.asarray(outputs, np.float32)}
+
+
+class _Rest:
+    def __init__(self, base_url, timeout):
+        self._base = base_url.rstrip("/")
+        self._timeout = timeout
+        self._session = requests.Session()
+
+    def _call(self, method, path, body=None):
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        response = self._session.request(
+            method, self._base + path, data=body, headers=headers, timeout=self._timeout
+        )
+        try:
+            answer = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            answer = {"error": response.text.strip()}
+        if response.status_code != 200:
+            error = answer.get("error") if isinstance(answer, dict) else None
+            raise ServingError(response.status_code, error or response.reason)
+        return answer
+
+    def status(self, model, version, label):
+        return self._call("GET", _model_path(model, version, label))
+
+    def metadata(self, model, version, label):
+        return self._call("GET", _model_path(model, version, label) + "/metadata")
+
+    def predict(self, model, images, version, label, request_format, input_name):
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        value = images if input_name is None else {input_name: images}
+        if request_format == "instances" and input_name is not None:
+            value = [{input_name: row} for row in images]
+        body = orjson.dumps({request_format: value}, option=orjson.OPT_SERIALIZE_NUMPY)
+        answer = self._call("POST", _model_path(model, version, label) + ":predict", body)
+        return _outputs_from_json(answer)
+
+    def close(self):
+        self._session.close()
+
+
+class _Grpc:
+    def __init__(self, target, timeout):
+        import grpc
+        from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+
+        self._grpc = grpc
+        options = [("grpc.max_send_message_length", GRPC_MAX_MESSAGE_BYTES),
+                   ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE_BYTES)]
+        self._channel = grpc.insecure_channel(target, options=options)
+        self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+        self._timeout = timeout
+
+    def _call(self, method, request):
+        try:
+            return method(request, timeout=self._timeout)
+        except self._grpc.RpcError as error:
+            raise ServingError(error.code().name, error.details()) from None
+
+    @staticmethod
+    def _spec(spec, model, version, label):
+        if version is not None and label is not None:
+            raise ValueError("give a version or a label, not both")
+        spec.name = model
+        if version is not None:
+            spec.version.value = int(version)
+        elif label is not None:
+            spec.version_label = label
+
+    def status(self, model, version, label):
+        from google.protobuf import json_format
+        from tensorflow_serving.apis import get_model_status_pb2
+
+        request = get_model_status_pb2.GetModelStatusRequest()
+        self._spec(request.model_spec, model, version, label)
+        answer = self._call(self._models.GetModelStatus, request)
+        return json_format.MessageToDict(
+            answer, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
+
+    def metadata(self, model, version, label):
+        from google.protobuf import json_format
+        from tensorflow_serving.apis import get_model_metadata_pb2
+
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        self._spec(request.model_spec, model, version, label)
+        answer = self._call(self._predictions.GetModelMetadata, request)
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        answer.metadata["signature_def"].Unpack(signatures)
+        return {
+            "model_spec": json_format.MessageToDict(answer.model_spec),
+            "metadata": {"signature_def": json_format.MessageToDict(
+                signatures, preserving_proto_field_name=True)},
+        }
+
+    def predict(self, model, images, version, label, request_format, input_name):
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2
+
+        request = predict_pb2.PredictRequest()
+        self._spec(request.model_spec, model, version, label)
+        request.model_spec.signature_name = "serving_default"
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        request.inputs[input_name or "image"].CopyFrom(tf.make_tensor_proto(images))
+        answer = self._call(self._predictions.Predict, request)
+        return {name: tf.make_ndarray(tensor) for name, tensor in answer.outputs.items()}
+
+    def close(self):
+        self._channel.close()
+
+
+class Client:
+    """Talks to TF Serving or `tfjsigr serve` over REST or gRPC.
+
+    Args:
+        url: "http://HOST:PORT" for REST (TF Serving's 8501), "grpc://HOST:PORT" for gRPC
+            (TF Serving's 8500; the local server speaks REST only).
+        timeout: seconds per call.
+
+    Example:
+        >>> client = Client("http://127.0.0.1:8501")
+        >>> client.predict("fashion_small", images)["probabilities"].argmax(-1)
+    """
+
+    def __init__(self, url, timeout=30.0):
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme in ("http", "https"):
+            self._transport = _Rest(url, timeout)
+        elif parsed.scheme == "grpc" and parsed.netloc:
+            self._transport = _Grpc(parsed.netloc, timeout)
+        else:
+            raise ValueError(f"{url!r}: expected an http://, https:// or grpc:// URL")
+        self.url = url
+
+    def status(self, model, version=None, label=None):
+        """The model's version status, as TF Serving's REST API returns it.
+
+        Args:
+            model: the model name.
+            version: an int version, or None for every served version.
+            label: a version label such as "stable", instead of a version.
+
+        Returns:
+            A dict `{"model_version_status": [{"version", "state", "status"}, ...]}`.
+
+        Raises:
+            ServingError: the server answered with an error (e.g. 404, unknown model).
+        """
+        return self._transport.status(model, version, label)
+
+    def metadata(self, model, version=None, label=None):
+        """The model's signature metadata (`GET .../metadata`); args as in `status`."""
+        return self._transport.metadata(model, version, label)
+
+    def predict(self, model, images, version=None, label=None, request_format="instances",
+                input_name=None):
+        """Runs `serving_default` on a batch of images.
+
+        Args:
+            model: the model name.
+            images: float32 NHWC images in [0, 1] (a batch).
+            version: an int version, or None for the highest.
+            label: a version label, instead of a version.
+            request_format: "instances" (row format) or "inputs" (columnar), REST only.
+            input_name: name the input explicitly (`{"image": ...}`); gRPC needs it,
+                "image" by default.
+
+        Returns:
+            A dict from output name ("logits", "probabilities") to a numpy array.
+
+        Raises:
+            ServingError: the server answered with an error (400, 404, ...).
+        """
+        if request_format not in ("instances", "inputs"):
+            raise ValueError(f"request_format must be 'instances' or 'inputs', not {request_format!r}")
+        return self._transport.predict(model, images, version, label, request_format, input_name)
+
+    def close(self):
+        """Closes the connection."""
+        self._transport.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()

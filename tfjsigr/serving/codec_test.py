@@ -1,0 +1,79 @@
+"""Tests of predict request decoding and response encoding."""
+
+import json
+
+import numpy as np
+import orjson
+import pytest
+
+from tfjsigr.serving import backends, codec
+
+SPEC = backends.TensorSpec("image", np.dtype("float32"), (None, 4, 3, 1))
+
+
+def test_fast_path_agrees_with_the_general_path():
+    images = np.random.default_rng(1).random((3, 4, 3, 1)).astype(np.float32)
+    images[0, 0, 0, 0] = 1
+    for body in (
+        orjson.dumps({"instances": images}, option=orjson.OPT_SERIALIZE_NUMPY),
+        json.dumps({"inputs": images.tolist()}, indent=2).encode(),
+    ):
+        fast = codec._fast_decode(body, SPEC)
+        assert fast is not None
+        slow = codec._slow_decode(body, SPEC)
+        assert fast[0] == slow[0]
+        np.testing.assert_array_equal(fast[1], slow[1])
+        np.testing.assert_array_equal(fast[1], images)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"instances": [[[[1],[2],[3]]]]}',  # wrong shape, same flat size per row is not met
+        b'{"instances": [[1,2,3,4,5,6,7,8,9,10,11,12]]}',  # right count, wrong nesting
+        b'{"instances": [[[[0],[0],[0]],[[0],[0],[0]],[[0],[0],[0]],[[0],[0]],[0]]]]}',
+        b'{"instances": [1e999]}',
+        b'{"inputs": {"image": []}}',
+    ],
+)
+def test_fast_path_declines_what_it_cannot_check(body):
+    assert codec._fast_decode(body, SPEC) is None
+
+
+def test_named_instances_and_columns():
+    images = np.zeros((2, 4, 3, 1)).tolist()
+    rows = json.dumps({"instances": [{"image": i} for i in images]}).encode()
+    columns = json.dumps({"signature_name": "serving_default", "inputs": {"image": images}}).encode()
+    assert codec.decode_predict_request(rows, SPEC)[0] == "instances"
+    kind, array = codec.decode_predict_request(columns, SPEC)
+    assert kind == "inputs" and array.shape == (2, 4, 3, 1) and array.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (np.zeros((2, 4, 3)).tolist(), "shape \\[2, 4, 3\\]"),
+        (np.full((1, 4, 3, 1), -0.1).tolist(), "outside"),
+        ([[[["x"]] * 3] * 4], "expected numbers"),
+        ([np.zeros((4, 3, 1)).tolist(), [[0]]], "ragged|shape"),
+    ],
+)
+def test_invalid_inputs_raise_request_errors(value, message):
+    with pytest.raises(codec.RequestError, match=message):
+        codec.decode_predict_request(json.dumps({"instances": value}).encode(), SPEC)
+
+
+def test_nan_is_named_in_the_error():
+    body = json.dumps({"instances": np.full((1, 4, 3, 1), np.nan).tolist()}).encode()
+    with pytest.raises(codec.RequestError, match="NaN"):
+        codec.decode_predict_request(body, SPEC)
+
+
+def test_response_formats():
+    outputs = {"logits": np.array([[1.0, 2.0]], np.float32), "probabilities": np.array([[0.25, 0.75]], np.float32)}
+    rows = orjson.loads(codec.encode_predict_response("instances", outputs))
+    assert rows == {"predictions": [{"logits": [1.0, 2.0], "probabilities": [0.25, 0.75]}]}
+    columns = orjson.loads(codec.encode_predict_response("inputs", outputs))
+    assert columns == {"outputs": {"logits": [[1.0, 2.0]], "probabilities": [[0.25, 0.75]]}}
+    single = orjson.loads(codec.encode_predict_response("instances", {"y": outputs["logits"]}))
+    assert single == {"predictions": [[1.0, 2.0]]}

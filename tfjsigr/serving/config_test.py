@@ -1,0 +1,96 @@
+"""Tests of the TF Serving configuration files."""
+
+import pathlib
+
+import pytest
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+from tfjsigr.serving import config as config_lib
+
+
+def fake_zoo(root, entries):
+    """A zoo layout without real models: {name: [versions]} with empty saved_model.pb files."""
+    for name, versions in entries.items():
+        for version in versions:
+            path = pathlib.Path(root) / name / "saved_model" / str(version)
+            path.mkdir(parents=True)
+            (path / "saved_model.pb").write_bytes(b"")
+    return pathlib.Path(root)
+
+
+def test_one_entry_per_model_with_latest_policy_and_labels(tmp_path):
+    zoo = fake_zoo(tmp_path / "zoo", {"plain": [1], "jsigr": [1, 2, 3]})
+    (zoo / "jsigr" / "saved_model" / ".4.staging").mkdir()
+    (zoo / "recipes").mkdir()
+    config = config_lib.build_model_server_config(zoo)
+    entries = {e.name: e for e in config.model_config_list.config}
+    assert sorted(entries) == ["jsigr", "plain"]
+    assert entries["jsigr"].base_path == "/models/jsigr/saved_model"
+    assert entries["jsigr"].model_platform == "tensorflow"
+    assert entries["jsigr"].model_version_policy.latest.num_versions == 2
+    assert dict(entries["jsigr"].version_labels) == {"stable": 2, "canary": 3}
+    assert dict(entries["plain"].version_labels) == {"stable": 1}
+
+
+def test_written_files_parse_and_compose_mounts_the_zoo_read_only(tmp_path):
+    zoo = fake_zoo(tmp_path / "zoo", {"plain": [1, 2]})
+    written = config_lib.write_serving_config(zoo, tmp_path / "serving")
+    assert sorted(written) == sorted(
+        ["models.config", "batching.config", "monitoring.config", "docker-compose.yml", "README.md"]
+    )
+    parsed = config_lib.load_model_server_config(written["models.config"])
+    assert [e.name for e in parsed.model_config_list.config] == ["plain"]
+    compose = written["docker-compose.yml"].read_text()
+    assert "../zoo:/models:ro" in compose
+    assert '"127.0.0.1:8500:8500"' in compose and '"127.0.0.1:8501:8501"' in compose
+    assert "tensorflow/serving" in compose
+    assert "max_batch_size { value: 64 }" in written["batching.config"].read_text()
+    assert "prometheus_config" in written["monitoring.config"].read_text()
+
+
+def test_base_path_root_is_configurable(tmp_path):
+    zoo = fake_zoo(tmp_path / "zoo", {"plain": [1]})
+    config = config_lib.build_model_server_config(zoo, base_path_root=str(zoo))
+    assert config.model_config_list.config[0].base_path == str(zoo / "plain" / "saved_model")
+
+
+def test_empty_zoo_gives_an_empty_valid_config(tmp_path):
+    text = text_format.MessageToString(config_lib.build_model_server_config(tmp_path))
+    assert text.startswith("model_config_list {")
+    parsed = config_lib.parse_model_server_config(text)
+    assert isinstance(parsed, model_server_config_pb2.ModelServerConfig)
+    assert len(parsed.model_config_list.config) == 0
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("model_config_list { config { name: 'a' base_path: '/m/a' ", "not a valid ModelServerConfig"),
+        ("model_config_list { config { nam: 'a' } }", "not a valid ModelServerConfig"),
+        ("model_config_list { config { name: 'a' } }", "needs a name and a base_path"),
+        (
+            (
+                "model_config_list { config { name: 'a' base_path: '/a' } "
+                "config { name: 'a' base_path: '/b' } }"
+            ),
+            "configured twice",
+        ),
+        (
+            (
+                "model_config_list { config { name: 'a' base_path: '/a' "
+                "model_version_policy { specific { versions: 1 } } "
+                "version_labels { key: 'canary' value: 2 } } }"
+            ),
+            "labels versions \\[2\\]",
+        ),
+    ],
+)
+def test_malformed_configs_are_clear_errors(text, message):
+    with pytest.raises(config_lib.ConfigError, match=message):
+        config_lib.parse_model_server_config(text)
+
+
+def test_missing_config_file_is_a_config_error(tmp_path):
+    with pytest.raises(config_lib.ConfigError, match="cannot read"):
+        config_lib.load_model_server_config(tmp_path / "models.config")

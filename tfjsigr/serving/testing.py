@@ -1,0 +1,123 @@
+"""Test helpers: a tiny zoo in TF Serving's layout and the local server on a free port."""
+
+import contextlib
+import os
+import pathlib
+import socket
+import tempfile
+import threading
+import time
+
+INPUT_SHAPE = (28, 28, 1)
+NUM_CLASSES = 10
+
+
+def tiny_model(seed=0):
+    """A tiny, randomly initialized `small_cnn` (deterministic for a given seed)."""
+    import keras
+
+    from tfjsigr.architectures.small_cnn import small_cnn
+
+    keras.utils.set_random_seed(seed)
+    return small_cnn(INPUT_SHAPE, NUM_CLASSES, filters=(4, 8), dense=16)
+
+
+def save_version(model, base_path, version):
+    """Saves `model` as `base_path/<version>` the way the zoo does: into a temporary
+    directory, then renamed into place, with TF Serving's `serving_default` signature.
+
+    Args:
+        model: a Keras model from images to logits.
+        base_path: the model's `saved_model` directory.
+        version: the int version.
+
+    Returns:
+        The version directory.
+    """
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32, name="image")
+
+    @tf.function(input_signature=[spec])
+    def serving_default(image):
+        logits = model(image, training=False)
+        return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
+
+    module = tf.Module()
+    module.model = model
+    module.serving_default = serving_default
+    base_path = pathlib.Path(base_path)
+    base_path.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{version}.", dir=base_path))
+    tf.saved_model.save(module, str(staging), signatures={"serving_default": serving_default})
+    os.replace(staging, base_path / str(version))
+    return base_path / str(version)
+
+
+def write_tiny_zoo(zoo_dir, names=("tiny",), versions=(1,)):
+    """Writes a zoo of tiny models: `zoo_dir/<name>/saved_model/<version>/` and `model.onnx`.
+
+    Args:
+        zoo_dir: the directory to create.
+        names: the model names.
+        versions: the versions of each model (each a differently seeded model).
+
+    Returns:
+        A dict from (name, version) to the Keras model saved there.
+    """
+    import tensorflow as tf
+    import tf2onnx
+
+    models = {}
+    for index, name in enumerate(names):
+        for version in versions:
+            model = tiny_model(seed=100 * index + version)
+            save_version(model, pathlib.Path(zoo_dir) / name / "saved_model", version)
+            models[(name, version)] = model
+        spec = (tf.TensorSpec((None,) + INPUT_SHAPE, tf.float32, name="image"),)
+        tf2onnx.convert.from_keras(
+            model, input_signature=spec, output_path=str(pathlib.Path(zoo_dir) / name / "model.onnx")
+        )
+    return models
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(app, timeout_s=60.0):
+    """Serves an ASGI app with uvicorn on a free loopback port in a thread.
+
+    Args:
+        app: the ASGI app (e.g. from `create_app`).
+        timeout_s: how long start-up may take.
+
+    Yields:
+        The base URL, e.g. "http://127.0.0.1:PORT". The server is shut down on exit.
+    """
+    import uvicorn
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError("the local server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+

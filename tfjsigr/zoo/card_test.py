@@ -1,0 +1,86 @@
+import json
+
+import numpy as np
+import pytest
+
+from tfjsigr.zoo import card as card_lib
+
+
+def make_entry(tmp_path, **sections):
+    entry = tmp_path / "zoo" / "plain"
+    entry.mkdir(parents=True)
+    card = {
+        "name": "plain",
+        "version": 1,
+        "saved_model_versions": [1],
+        "robustness": None,
+        **sections,
+    }
+    card_lib.write_card(entry, card)
+    return entry
+
+
+def test_update_card_replaces_a_section_and_rerenders_the_readme(tmp_path):
+    entry = make_entry(tmp_path, metrics={"clean_accuracy": 0.9})
+    assert card_lib.PENDING in (entry / "README.md").read_text()
+    robustness = {"pgd": {"eps_0.1": 0.41}, "ara": 0.0123}
+    card = card_lib.update_card(entry, "robustness", robustness)
+    assert card_lib.read_card(entry) == card and card["robustness"] == robustness
+    assert card["metrics"] == {"clean_accuracy": 0.9}
+    readme = (entry / "README.md").read_text()
+    assert card_lib.PENDING not in readme
+    assert "| pgd.eps_0.1 | 0.41 |" in readme and "| ara | 0.0123 |" in readme
+    assert readme == card_lib.render_readme(card)
+
+
+def test_read_card_errors_name_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "card.json")):
+        card_lib.read_card(tmp_path)
+    (tmp_path / "card.json").write_text("{not json")
+    with pytest.raises(ValueError, match="card.json: corrupt model card"):
+        card_lib.read_card(tmp_path)
+    (tmp_path / "card.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="not a JSON object"):
+        card_lib.read_card(tmp_path)
+
+
+def test_update_card_of_a_missing_entry_creates_nothing(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        card_lib.update_card(tmp_path / "zoo" / "absent", "robustness", {})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_json_atomic_encodes_numpy_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "data.json"
+    card_lib.write_json_atomic(path, {"accuracy": np.float32(0.5), "counts": np.arange(3)})
+    assert json.loads(path.read_text()) == {"accuracy": 0.5, "counts": [0, 1, 2]}
+    assert [p.name for p in tmp_path.iterdir()] == ["data.json"]
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_failed_write_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "data.json"
+    card_lib.write_json_atomic(path, {"a": 1})
+
+    def full_disk(source, destination):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(card_lib.os, "replace", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        card_lib.write_json_atomic(path, {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["data.json"]
+
+
+def test_readme_renders_nested_and_list_values(tmp_path):
+    entry = make_entry(
+        tmp_path,
+        recipe={"optimizer": {"name": "adam", "lr": 0.001}, "penalties": [{"type": "jacobian"}]},
+        data="fashion_mnist/test (sample)",
+        extra_notes=["a", "b"],
+    )
+    readme = (entry / "README.md").read_text()
+    assert "| optimizer.lr | 0.001 |" in readme
+    assert '| penalties | `[{"type": "jacobian"}]` |' in readme
+    assert "## Data\n\nfashion_mnist/test (sample)" in readme
+    assert "## Extra notes\n\na, b" in readme

@@ -1,0 +1,356 @@
+"""`export_entry`: a trained model into a zoo entry (Keras, SavedModel, ONNX, card), atomically."""
+
+import datetime
+import logging
+import os
+import pathlib
+import platform
+import re
+import shutil
+import tempfile
+
+import numpy as np
+
+from tfjsigr.zoo import card as card_lib
+from tfjsigr.zoo import index as index_lib
+from tfjsigr.zoo import verify as verify_lib
+
+MAX_PARITY_IMAGES = 1000
+STORED_SAMPLE_IMAGES = 256
+ONNX_OPSET = 17
+FORMAT_VERSION = 1
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+NEW_SAVED_MODEL = "saved_model.new"
+
+
+class ParityError(ValueError):
+    """An exported runtime (ONNX, SavedModel, reloaded .keras) disagrees with the Keras model.
+
+    A ValueError, so command-line callers report it as a one-line error like other bad input.
+    """
+
+
+def export_entry(model, zoo_dir, name, recipe, metrics, sample_images, data_description):
+    """Exports a trained model as the zoo entry `zoo_dir/<name>/`.
+
+    The entry holds `model.keras`, `saved_model/<version>/` (TF Serving layout; signature
+    `serving_default` with float32 NHWC input `image` in [0, 1] and outputs `logits` and
+    `probabilities`), `model.onnx` (same names, dynamic batch), the parity sample, `card.json`
+    and `README.md`. Everything is built and checked in a hidden temporary directory under
+    `zoo_dir`, then swapped into place; re-exporting a name adds a SavedModel version and keeps
+    the previous ones. `zoo_dir/index.json` is updated.
+
+    Args:
+        model: a trained `tfjsigr.RegularizedModel` (or any Keras model mapping images to logits).
+        zoo_dir: the zoo directory (created if missing).
+        name: entry name: letters, digits, ".", "_" and "-".
+        recipe: the recipe as parsed (JSON-serializable dict).
+        metrics: dict of figures for the card and index (clean accuracy, PGD accuracy,
+            mean ||J||_F, training time, ...).
+        sample_images: float32 NHWC test images in [0, 1]; up to 1,000 are used for the parity
+            checks and 256 are stored for `verify_entry`.
+        data_description: what the model was trained and evaluated on (JSON-serializable).
+
+    Returns:
+        The entry directory.
+
+    Raises:
+        ValueError: bad name, sample images or an existing non-entry directory in the way.
+        ParityError: ONNX, SavedModel or reloaded model.keras logits differ from the model's by
+            `verify.PARITY_TOLERANCE` or more; the zoo is left untouched.
+    """
+    zoo_dir = pathlib.Path(zoo_dir)
+    backbone = serving_backbone(model)
+    input_shape = _input_shape(backbone, sample_images)
+    images = _check_images(sample_images, input_shape)[:MAX_PARITY_IMAGES]
+    entry = zoo_dir / _check_name(name)
+    _refuse_non_entry(entry)  # Before minutes of conversion; again under the lock.
+    zoo_dir.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(dir=zoo_dir, prefix=f".{name}.", suffix=".staging"))
+    staging.chmod(0o755)  # mkdtemp's 0700 would become the entry's mode.
+    try:
+        parity = write_artifacts(model, backbone, input_shape, images, staging)
+        classes = verify_lib.keras_logits(model, images[:1]).shape[-1]
+        sections = {
+            "recipe": recipe,
+            "data": data_description,
+            "metrics": metrics,
+            "parity": parity,
+        }
+        with card_lib.zoo_lock(zoo_dir):
+            _publish(model, entry, staging, sections, (input_shape, classes))
+    finally:
+        # Holds the previous entry after a swap, the half-built one after a failure.
+        shutil.rmtree(staging, ignore_errors=True)
+    return entry
+
+
+def _publish(model, entry, staging, sections, signature):
+    """Under the zoo lock: SavedModel versions, card, swap into place, index."""
+    _refuse_non_entry(entry)
+    _adopt_saved_model_versions(entry, staging)
+    versions = verify_lib.saved_model_versions(staging)
+    card = _card(model, entry.name, versions, signature, sections)
+    card["history"] = _history(entry)
+    card["artifacts"] = verify_lib.checksums(staging)
+    card_lib.write_card(staging, card)
+    _swap_into_place(staging, entry)
+    index_lib.upsert_index(entry.parent, index_lib.index_record(card))
+
+
+def serving_backbone(model):
+    """The Keras model that maps images to logits: `model.model` of a RegularizedModel."""
+    from tfjsigr.regularized_model import RegularizedModel
+
+    return model.model if isinstance(model, RegularizedModel) else model
+
+
+def serving_function(backbone, input_shape):
+    """A `tf.function` from `image` [None, H, W, C] to {"logits", "probabilities"}."""
+    import tensorflow as tf
+
+    spec = tf.TensorSpec([None, *input_shape], tf.float32, name=verify_lib.INPUT_NAME)
+
+    @tf.function(input_signature=[spec])
+    def serve(image):
+        logits = tf.cast(backbone(image, training=False), tf.float32)
+        return {
+            "logits": tf.identity(logits, name="logits"),
+            "probabilities": tf.nn.softmax(logits, name="probabilities"),
+        }
+
+    return serve
+
+
+def write_artifacts(model, backbone, input_shape, images, directory):
+    """Writes model.keras, the SavedModel, model.onnx and the parity sample; checks parity.
+
+    The SavedModel goes to `directory/saved_model.new` (its version is decided at the swap).
+
+    Returns:
+        Parity figures per runtime (see `verify.parity`).
+
+    Raises:
+        ParityError: a runtime differs from the Keras model by the tolerance or more.
+    """
+    import keras
+
+    directory = pathlib.Path(directory)
+    model.save(directory / verify_lib.KERAS_FILE)
+    serve = serving_function(backbone, input_shape)
+    write_saved_model(backbone, serve, directory / NEW_SAVED_MODEL)
+    write_onnx(serve, directory / verify_lib.ONNX_FILE)
+    reference = verify_lib.keras_logits(model, images)
+    reloaded = keras.saving.load_model(directory / verify_lib.KERAS_FILE)
+    reloaded_logits = verify_lib.keras_logits(reloaded, images)
+    figures = {
+        "onnx": verify_lib.parity(
+            reference, verify_lib.onnx_outputs(directory / "model.onnx", images)
+        ),
+        "saved_model": verify_lib.parity(
+            reference, verify_lib.saved_model_outputs(directory / NEW_SAVED_MODEL, images)
+        ),
+        "keras_reload": verify_lib.parity(
+            reference, {"logits": reloaded_logits, "probabilities": _softmax(reloaded_logits)}
+        ),
+    }
+    failures = verify_lib.parity_failures(figures)
+    if failures:
+        raise ParityError(
+            f"export of {directory.name} failed its parity check: {'; '.join(failures)}"
+        )
+    stored = slice(0, STORED_SAMPLE_IMAGES)
+    np.savez(directory / verify_lib.SAMPLE_FILE, images=images[stored], logits=reference[stored])
+    return {
+        runtime: {**figure, "tolerance": verify_lib.PARITY_TOLERANCE}
+        for runtime, figure in figures.items()
+    }
+
+
+def write_saved_model(backbone, serve, directory):
+    """A SavedModel with `serving_default` = `serve`, through `keras.export.ExportArchive`."""
+    import keras
+
+    archive = keras.export.ExportArchive()
+    archive.track(backbone)
+    archive.add_endpoint("serving_default", serve)
+    archive.write_out(str(directory), verbose=False)
+
+
+def write_onnx(serve, path, opset=ONNX_OPSET):
+    """Converts `serve` with tf2onnx, names the batch dimension and runs `onnx.checker`."""
+    import onnx
+    import tf2onnx
+
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    proto, _ = tf2onnx.convert.from_function(
+        serve, input_signature=serve.input_signature, opset=opset
+    )
+    for value in [*proto.graph.input, *proto.graph.output]:
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save(proto, str(path))
+
+
+def software_versions():
+    """Versions of the libraries an export depends on."""
+    import keras
+    import onnx
+    import onnxruntime
+    import tensorflow as tf
+    import tf2onnx
+
+    import tfjsigr
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "tfjsigr": tfjsigr.__version__,
+        "numpy": np.__version__,
+        "onnx": onnx.__version__,
+        "tf2onnx": tf2onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "onnx_opset": ONNX_OPSET,
+    }
+
+
+def _softmax(logits):
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def _check_name(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"entry name {name!r}: use letters, digits, '.', '_' and '-', not starting with '.'"
+        )
+    if name == index_lib.INDEX_FILE:
+        raise ValueError(f"entry name {name!r} is reserved for the zoo index")
+    return name
+
+
+def _input_shape(backbone, sample_images):
+    try:
+        shape = backbone.input_shape
+    except (AttributeError, ValueError):  # Subclassed models may have no defined input.
+        shape = None
+    if isinstance(shape, tuple) and len(shape) == 4 and None not in shape[1:]:
+        return tuple(int(d) for d in shape[1:])
+    return tuple(np.shape(sample_images)[1:])
+
+
+def _check_images(sample_images, input_shape):
+    images = np.asarray(sample_images, dtype=np.float32)
+    if images.ndim != 4 or images.shape[1:] != tuple(input_shape) or len(images) == 0:
+        raise ValueError(
+            f"sample_images: expected float32 [N, {', '.join(map(str, input_shape))}] with N >= 1, "
+            f"got shape {images.shape}"
+        )
+    if not np.all(np.isfinite(images)) or images.min() < 0.0 or images.max() > 1.0:
+        raise ValueError("sample_images: pixel values must be finite and in [0, 1]")
+    return images
+
+
+def _refuse_non_entry(entry):
+    if entry.exists() and not (entry / card_lib.CARD_FILE).exists():
+        raise ValueError(
+            f"{entry}: exists and is not a zoo entry (no {card_lib.CARD_FILE}); not replacing it"
+        )
+
+
+def _adopt_saved_model_versions(entry, staging):
+    """Links the entry's SavedModel versions into `staging`; moves the new one in as the next."""
+    versions = verify_lib.saved_model_versions(entry)
+    root = staging / verify_lib.SAVED_MODEL_DIR
+    root.mkdir()
+    for version in versions:
+        source = entry / verify_lib.SAVED_MODEL_DIR / str(version)
+        shutil.copytree(source, root / str(version), copy_function=_link_or_copy)
+    version = versions[-1] + 1 if versions else 1
+    os.rename(staging / NEW_SAVED_MODEL, root / str(version))
+    return version
+
+
+def _swap_into_place(staging, entry):
+    """Puts `staging` at `entry`; a previous entry ends up at `staging` (for the caller to delete)."""
+    if not entry.exists():
+        os.rename(staging, entry)
+    elif not _exchange(staging, entry):
+        aside = staging.with_name(staging.name + ".old")
+        os.rename(entry, aside)
+        try:
+            os.rename(staging, entry)
+        except BaseException:
+            os.rename(aside, entry)
+            raise
+        os.rename(aside, staging)
+
+
+def _exchange(first, second):
+    """Atomically swaps two paths with Linux's renameat2(RENAME_EXCHANGE); False if unsupported."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange)
+    return result == 0
+
+
+def _link_or_copy(source, destination):
+    # Artifacts are never modified in place, so the new entry may share the old one's inodes.
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
+
+
+def _history(entry):
+    """The previous card's versions and metrics, most recent first."""
+    try:
+        previous = card_lib.read_card(entry)
+    except (FileNotFoundError, ValueError):
+        return []
+    summary = {key: previous.get(key) for key in ("version", "created", "metrics", "robustness")}
+    return [summary, *previous.get("history", [])]
+
+
+def _card(model, name, versions, signature, sections):
+    """The card of a new entry version (history and artifacts are added by the caller)."""
+    backbone = serving_backbone(model)
+    input_shape, classes = signature
+    card = {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "version": versions[-1],
+        "saved_model_versions": versions,
+        **sections,
+        "robustness": None,
+        "model": {
+            "class": type(model).__name__,
+            "backbone": backbone.name,
+            "parameters": int(backbone.count_params()),
+            "trainable_parameters": int(sum(np.prod(w.shape) for w in backbone.trainable_weights)),
+            "penalties": [
+                getattr(p, "name", type(p).__name__) for p in getattr(model, "penalties", [])
+            ],
+            "adversarial_training": _name_or_none(getattr(model, "adversarial_training", None)),
+            "input": {
+                "name": "image",
+                "shape": [None, *input_shape],
+                "dtype": "float32",
+                "range": [0.0, 1.0],
+            },
+            "outputs": {"logits": [None, classes], "probabilities": [None, classes]},
+        },
+        "software": software_versions(),
+    }
+    return card_lib.to_json(card)
+
+
+def _name_or_none(value):
+    return None if value is None else getattr(value, "name", type(value).__name__)

@@ -1,0 +1,211 @@
+import hashlib
+import json
+import shutil
+
+import keras
+import numpy as np
+import onnxruntime
+import pytest
+import tensorflow as tf
+
+import tfjsigr
+from tfjsigr.architectures import small_cnn
+from tfjsigr.zoo import card as card_lib
+from tfjsigr.zoo import export as export_lib
+from tfjsigr.zoo import index as index_lib
+from tfjsigr.zoo import verify as verify_lib
+
+SHAPE = (16, 16, 1)
+
+
+def tiny_model(seed=0, penalties=()):
+    """A freshly initialized RegularizedModel on 16x16 inputs (4 classes)."""
+    keras.utils.set_random_seed(seed)
+    backbone = small_cnn(input_shape=SHAPE, num_classes=4, filters=(4, 8), dense=16)
+    return tfjsigr.RegularizedModel(backbone, penalties=list(penalties))
+
+
+def tiny_trained_model(seed=0, penalties=("jacobian",)):
+    """A few steps of fit on random data: a RegularizedModel with trained weights and optimizer."""
+    model = tiny_model(seed, penalties)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(size=(64, *SHAPE)).astype(np.float32)
+    model.fit(x, rng.integers(0, 4, 64), batch_size=16, epochs=1, verbose=0)
+    return model
+
+
+def sample_images(count=48, seed=1):
+    return np.random.default_rng(seed).uniform(size=(count, *SHAPE)).astype(np.float32)
+
+
+def export(model, zoo_dir, name="jr", metrics=None):
+    metrics = (
+        {"clean_accuracy": np.float32(0.5), "pgd_accuracy": 0.25} if metrics is None else metrics
+    )
+    recipe = {"architecture": "small_cnn", "penalties": [{"type": "jacobian", "weight": 0.01}]}
+    return export_lib.export_entry(
+        model, zoo_dir, name, recipe, metrics, sample_images(), "random 16x16 images"
+    )
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_trained_model()
+
+
+@pytest.fixture(scope="module")
+def entry(model, tmp_path_factory):
+    return export(model, tmp_path_factory.mktemp("zoo"))
+
+
+def test_entry_has_all_artifacts_and_card(model, entry):
+    for name in (
+        "model.keras",
+        "model.onnx",
+        "card.json",
+        "README.md",
+        "saved_model/1/saved_model.pb",
+    ):
+        assert (entry / name).is_file(), name
+    card = card_lib.read_card(entry)
+    assert card["name"] == "jr" and card["version"] == 1 and card["saved_model_versions"] == [1]
+    assert card["model"]["parameters"] == model.model.count_params()
+    assert card["model"]["penalties"] == ["jacobian"]
+    assert card["model"]["input"]["shape"] == [None, *SHAPE]
+    assert card["metrics"] == {"clean_accuracy": 0.5, "pgd_accuracy": 0.25}
+    assert card["robustness"] is None
+    assert card["software"]["tensorflow"] == tf.__version__
+    assert card["software"]["keras"] == keras.__version__
+    assert card["software"]["tfjsigr"] == tfjsigr.__version__
+    assert {"onnx", "tf2onnx"} <= set(card["software"])
+    onnx_digest = hashlib.sha256((entry / "model.onnx").read_bytes()).hexdigest()
+    assert card["artifacts"]["model.onnx"] == onnx_digest
+    assert "saved_model/1/variables/variables.index" in card["artifacts"]
+    assert set(card["artifacts"]) == set(verify_lib.artifact_files(entry))
+    readme = (entry / "README.md").read_text()
+    assert "# jr" in readme and "clean_accuracy" in readme and onnx_digest in readme
+
+
+def test_reloaded_keras_model_matches(model, entry):
+    images = sample_images(8, seed=5)
+    reloaded = keras.saving.load_model(entry / "model.keras")
+    assert isinstance(reloaded, tfjsigr.RegularizedModel)
+    np.testing.assert_allclose(reloaded(images), model(images), atol=1e-6)
+
+
+def test_saved_model_serving_default_returns_the_keras_logits(model, entry):
+    signature = tf.saved_model.load(str(entry / "saved_model" / "1")).signatures["serving_default"]
+    spec = signature.structured_input_signature[1]
+    assert list(spec) == ["image"] and spec["image"].shape.as_list() == [None, *SHAPE]
+    images = sample_images(5, seed=6)
+    outputs = signature(image=tf.constant(images))
+    assert sorted(outputs) == ["logits", "probabilities"]
+    logits = model(images, training=False).numpy()
+    np.testing.assert_allclose(outputs["logits"].numpy(), logits, atol=1e-5)
+    np.testing.assert_allclose(outputs["probabilities"].numpy(), tf.nn.softmax(logits), atol=1e-6)
+
+
+def test_onnx_has_named_dynamic_batch_and_matches_keras(model, entry):
+    session = onnxruntime.InferenceSession(
+        str(entry / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    (image,) = session.get_inputs()
+    assert image.name == "image" and image.shape == ["batch", *SHAPE]
+    assert sorted(o.name for o in session.get_outputs()) == ["logits", "probabilities"]
+    for batch in (1, 7):
+        images = sample_images(batch, seed=batch)
+        (logits,) = session.run(["logits"], {"image": images})
+        assert np.abs(logits - model(images, training=False).numpy()).max() < 1e-4
+    parity = card_lib.read_card(entry)["parity"]
+    assert set(parity) == {"onnx", "saved_model", "keras_reload"}
+    assert parity["onnx"]["images"] == 48 and parity["onnx"]["max_abs_logit_diff"] < 1e-4
+
+
+def test_index_lists_the_entry(entry):
+    (record,) = index_lib.read_index(entry.parent)
+    assert record == {
+        "name": "jr",
+        "version": 1,
+        "path": "jr",
+        "created": card_lib.read_card(entry)["created"],
+        "metrics": {"clean_accuracy": 0.5, "pgd_accuracy": 0.25},
+    }
+
+
+@pytest.mark.parametrize("exchange", ["renameat2", "two renames"])
+def test_second_export_adds_a_version_and_keeps_the_first(entry, tmp_path, monkeypatch, exchange):
+    if exchange == "two renames":  # Systems without renameat2(RENAME_EXCHANGE).
+        monkeypatch.setattr(export_lib, "_exchange", lambda first, second: False)
+    zoo_dir = tmp_path / "zoo"
+    shutil.copytree(entry.parent, zoo_dir)
+    first = {
+        p: (zoo_dir / "jr" / p).read_bytes() for p in verify_lib.artifact_files(zoo_dir / "jr")
+    }
+    retrained = tiny_model(seed=3)
+    export(retrained, zoo_dir, metrics={"clean_accuracy": 0.75})
+    card = card_lib.read_card(zoo_dir / "jr")
+    assert card["version"] == 2 and card["saved_model_versions"] == [1, 2]
+    for path, content in first.items():
+        if path.startswith("saved_model/1/"):
+            assert (zoo_dir / "jr" / path).read_bytes() == content, path
+    assert (zoo_dir / "jr" / "model.onnx").read_bytes() != first["model.onnx"]
+    assert (
+        card["history"][0]["version"] == 1
+        and card["history"][0]["metrics"]["clean_accuracy"] == 0.5
+    )
+    assert index_lib.read_index(zoo_dir)[0]["version"] == 2
+    assert [p.name for p in zoo_dir.iterdir() if p.name.endswith((".staging", ".old"))] == []
+    assert verify_lib.verify_zoo(zoo_dir) == []
+
+
+def test_failed_parity_leaves_the_zoo_untouched(entry, tmp_path, monkeypatch):
+    zoo_dir = tmp_path / "zoo"
+    shutil.copytree(entry.parent, zoo_dir)
+    before = {p.relative_to(zoo_dir): p.read_bytes() for p in zoo_dir.rglob("*") if p.is_file()}
+    real = verify_lib.onnx_outputs
+
+    def drifting(path, images):
+        outputs = real(path, images)
+        return {**outputs, "logits": outputs["logits"] + 1e-3}
+
+    monkeypatch.setattr(verify_lib, "onnx_outputs", drifting)
+    model = tiny_model(seed=4)
+    for name in ("jr", "fresh"):
+        with pytest.raises(export_lib.ParityError, match="onnx: max_abs_logit_diff"):
+            export(model, zoo_dir, name=name)
+    after = {p.relative_to(zoo_dir): p.read_bytes() for p in zoo_dir.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in zoo_dir.iterdir()) == [".zoo.lock", "index.json", "jr"]
+
+
+@pytest.mark.parametrize(
+    "name, images, match",
+    [
+        ("../up", sample_images(2), "entry name"),
+        ("index.json", sample_images(2), "reserved"),
+        ("ok", sample_images(2)[..., 0], "expected float32"),
+        ("ok", sample_images(2) * 255, r"in \[0, 1\]"),
+        ("ok", sample_images(0), "expected float32"),
+    ],
+)
+def test_bad_input_is_a_one_line_value_error(model, tmp_path, name, images, match):
+    with pytest.raises(ValueError, match=match):
+        export_lib.export_entry(model, tmp_path, name, {}, {}, images, "")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refuses_to_replace_a_directory_that_is_not_an_entry(model, tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not a zoo entry"):
+        export(model, tmp_path, name="notes")
+    assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
+
+
+def test_card_is_plain_json(entry):
+    card = json.loads((entry / "card.json").read_text())
+    assert isinstance(card["metrics"]["clean_accuracy"], float)
