@@ -1,14 +1,11 @@
-"""One process of the two-worker test: trains a tiny recipe and saves its final weights.
+"""One process of tfjsigr/training_test.py's two-worker test: trains a tiny recipe, saves weights.
 
 Usage: python multi_worker_worker.py DATA_DIR OUT.npz [STRATEGY]; TF_CONFIG names the cluster.
 """
 
 import sys
 
-import keras
 import numpy as np
-
-keras.config.disable_traceback_filtering()
 
 from tfjsigr import recipes, training
 
@@ -31,7 +28,12 @@ def main(data_dir, out, strategy="multi-worker"):
     )
     if result.is_chief:
         weights = result.model.get_weights()
-        np.savez(out, *weights, loss=np.array(result.history["loss"]))
+        np.savez(
+            out,
+            *weights,
+            loss=np.array(result.history["loss"]),
+            replicas=result.metrics["replicas"],
+        )
 
 
 if __name__ == "__main__":

@@ -1,1 +1,187 @@
-"""Commands of the tfjsigr CLI (placeholder until filled in)."""
+"""`tfjsigr train` and `tfjsigr export`: one recipe into a run folder, a run into the zoo."""
+
+import contextlib
+import json
+import pathlib
+
+import click
+
+from tfjsigr.cli.group import cli
+
+STRATEGIES = ("default", "mirrored", "multi-worker")
+DATA_SOURCES = ("auto", "full", "tfds", "sample")
+DEFAULT_RUNS_DIR = pathlib.Path("runs")
+DEFAULT_ZOO_DIR = pathlib.Path("zoo")
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Turns the errors a user can cause (bad file, recipe, data, NaN) into one-line click errors."""
+    from tfjsigr.training import TrainingDiverged
+
+    try:
+        yield
+    except (ValueError, FileNotFoundError, NotADirectoryError, TrainingDiverged) as error:
+        raise click.ClickException(one_line(error)) from None
+
+
+def one_line(error):
+    """The message of an exception on a single line."""
+    return " ".join((str(error).strip() or type(error).__name__).split())
+
+
+def load_recipe_for_cli(path, quick=False):
+    """A validated recipe (its quick variant with `quick`), user errors as click errors."""
+    from tfjsigr import recipes
+
+    with user_errors():
+        recipe = recipes.load_recipe(path)
+    return recipe.quick_variant() if quick else recipe
+
+
+def print_metrics(metrics):
+    """The headline figures of a training run, one per line."""
+    pgd = metrics.get("pgd", {})
+    click.echo(
+        f"clean accuracy:   {metrics['clean_accuracy']:.4f} ({metrics['eval_examples']} test images)"
+    )
+    click.echo(
+        f"PGD accuracy:     {metrics['pgd_accuracy']:.4f} (PGD-{pgd.get('steps')} L-inf eps "
+        f"{pgd.get('eps')}, {pgd.get('examples')} images, seed {pgd.get('seed')})"
+    )
+    click.echo(f"mean ||J||_F:     {metrics['mean_jacobian_norm']:.3f}")
+    click.echo(f"training time:    {metrics['train_seconds']:.1f} s")
+
+
+@cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option(
+    "--out", type=click.Path(file_okay=False), default=None,
+    help="Run folder for the checkpoint, model.keras and metrics.json [default: runs/<name>].",
+)  # fmt: skip
+@click.option("--strategy", type=click.Choice(STRATEGIES), default="default", show_default=True,
+              help="tf.distribute strategy; multi-worker reads TF_CONFIG.")  # fmt: skip
+@click.option(
+    "--quick", is_flag=True, help="Apply the recipe's [quick] overrides (fewer epochs/images)."
+)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder of IDX or npz files, tried before tfds and the built-in copies.")  # fmt: skip
+@click.option("--source", type=click.Choice(DATA_SOURCES), default="auto", show_default=True,
+              help="Where the data may come from.")  # fmt: skip
+def train(recipe, out, strategy, quick, data_dir, source):
+    """Train the model a RECIPE (.toml) describes and save it in a run folder.
+
+    An interrupted run resumes from its last completed epoch when started again with the same
+    --out. A NaN loss stops training with an error and writes no model.
+
+    \b
+    Examples:
+      tfjsigr train zoo/recipes/jsigr.toml --quick
+      tfjsigr train zoo/recipes/plain.toml --out runs/plain --data-dir ~/data/fashion-mnist
+      TF_CONFIG='{"cluster": {...}, "task": {...}}' tfjsigr train zoo/recipes/jr.toml --strategy multi-worker
+    """
+    from tfjsigr import training
+
+    parsed = load_recipe_for_cli(recipe, quick)
+    run_dir = pathlib.Path(out) if out else DEFAULT_RUNS_DIR / parsed.name
+    with user_errors():
+        result = training.train(
+            parsed, run_dir, strategy=strategy, data_dir=data_dir, source=source
+        )
+    if result.is_chief:
+        print_metrics(result.metrics)
+        click.echo(
+            f"saved {run_dir / training.MODEL_FILE}; export it with: tfjsigr export {run_dir}"
+        )
+
+
+@cli.command()
+@click.argument("model", type=click.Path())
+@click.option("--zoo", "zoo_dir", type=click.Path(file_okay=False), default=str(DEFAULT_ZOO_DIR),
+              show_default=True, help="Zoo folder to export into.")  # fmt: skip
+@click.option("--name", default=None, help="Entry name [default: the recipe's name].")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder of IDX or npz files for the parity sample.")  # fmt: skip
+def export(model, zoo_dir, name, data_dir):
+    """Export a trained MODEL (a run folder from `train`, or a .keras file) into the zoo.
+
+    Writes zoo/<name>/ with model.keras, saved_model/<version>/, model.onnx, card.json and
+    README.md, and updates zoo/index.json.
+
+    \b
+    Examples:
+      tfjsigr export runs/jsigr
+      tfjsigr export runs/jsigr/model.keras --zoo my_zoo --name jsigr-v2
+    """
+    run_dir, model_file = resolve_model_path(model)
+    recipe = read_json_if_present(run_dir / "recipe.json")
+    metrics = read_json_if_present(run_dir / "metrics.json")
+    keras_model = load_keras_model(model_file)
+    images, description = parity_images(recipe, data_dir)
+    entry = export_to_zoo(
+        keras_model,
+        zoo_dir,
+        name or recipe.get("name") or run_dir.name,
+        recipe,
+        metrics,
+        images,
+        metrics.get("data") or description,
+    )
+    click.echo(f"exported {entry}")
+
+
+def resolve_model_path(model):
+    """(run folder, model.keras path) from a run folder or a .keras file; click error if absent."""
+    path = pathlib.Path(model)
+    model_file = path / "model.keras" if path.is_dir() else path
+    if not model_file.is_file():
+        raise click.ClickException(f"model not found: {model_file}")
+    return model_file.parent, model_file
+
+
+def read_json_if_present(path):
+    """A run's JSON side file as a dict ({} when absent); click error when corrupt."""
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise click.ClickException(f"{path}: corrupt JSON ({one_line(error)})") from None
+
+
+def load_keras_model(path):
+    """A saved Keras model; a one-line click error when the file is not a loadable model."""
+    import keras
+
+    import tfjsigr  # noqa: F401  (registers RegularizedModel and the penalties for loading)
+
+    try:
+        return keras.saving.load_model(path)
+    except Exception as error:  # noqa: BLE001 (Keras raises many types for corrupt archives)
+        raise click.ClickException(
+            f"{path}: not a loadable Keras model ({one_line(error)[:200]})"
+        ) from None
+
+
+def parity_images(recipe, data_dir):
+    """Test images of the recipe's data set for the export's parity checks."""
+    from tfjsigr import data
+
+    dataset = recipe.get("dataset", "fashion_mnist")
+    count = recipe.get("eval_examples") or 1000
+    with user_errors():
+        images, _, description = data.load_dataset(dataset, "test", data_dir=data_dir)
+    return images[:count], {"test": description}
+
+
+def export_to_zoo(model, zoo_dir, name, recipe, metrics, images, description):
+    """`tfjsigr.zoo.export.export_entry` with user errors as click errors."""
+    from tfjsigr.zoo import export as export_lib
+
+    with user_errors():
+        try:
+            return export_lib.export_entry(
+                model, zoo_dir, name, recipe, metrics, images, description
+            )
+        except export_lib.ParityError as error:
+            raise click.ClickException(f"{name}: {one_line(error)}; nothing exported") from None

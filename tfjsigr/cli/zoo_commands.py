@@ -1,1 +1,198 @@
-"""Commands of the tfjsigr CLI (placeholder until filled in)."""
+"""`tfjsigr zoo build|list|verify`: the default zoo from its recipes, its index, its checks."""
+
+import pathlib
+
+import click
+from tqdm import tqdm
+
+import tfjsigr
+from tfjsigr.cli.group import zoo
+from tfjsigr.cli.training_commands import (
+    DATA_SOURCES,
+    DEFAULT_RUNS_DIR,
+    DEFAULT_ZOO_DIR,
+    export_to_zoo,
+    load_recipe_for_cli,
+    one_line,
+    user_errors,
+)
+
+DEFAULT_ZOO = ("plain", "igr", "jr", "jsigr", "fgsm_rs", "pgd_at")
+RECIPES_SUBDIR = "recipes"
+CHECKOUT_RECIPES = pathlib.Path(tfjsigr.__file__).resolve().parents[1] / "zoo" / RECIPES_SUBDIR
+
+
+def recipe_paths(recipes, zoo_dir):
+    """Recipe files from paths or names (looked up in <zoo>/recipes, then the checkout's)."""
+    folders = [pathlib.Path(zoo_dir) / RECIPES_SUBDIR, CHECKOUT_RECIPES]
+    paths = []
+    for recipe in recipes or DEFAULT_ZOO:
+        path = pathlib.Path(recipe)
+        if not path.is_file():
+            candidates = [folder / f"{recipe}.toml" for folder in folders]
+            path = next((c for c in candidates if c.is_file()), None)
+            if path is None:
+                tried = ", ".join(str(c) for c in [pathlib.Path(recipe), *candidates])
+                raise click.ClickException(f"recipe {recipe!r} not found; tried {tried}")
+        paths.append(path)
+    return paths
+
+
+def full_data_available(dataset, data_dir, source):
+    """Whether a data set exists beyond the shipped sample (data_dir, tfds, Debian)."""
+    from tfjsigr import data
+
+    if source == "sample":
+        return False
+    try:
+        data.load_dataset(dataset, "test", source="full", data_dir=data_dir, download=False)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+@zoo.command()
+@click.argument("recipes", nargs=-1)
+@click.option("--quick/--full", default=None,
+              help="Quick: the recipes' [quick] overrides. Default: quick unless the full data is present.")  # fmt: skip
+@click.option("--out", "zoo_dir", type=click.Path(file_okay=False), default=str(DEFAULT_ZOO_DIR),
+              show_default=True, help="Zoo folder to build into.")  # fmt: skip
+@click.option("--runs", "runs_dir", type=click.Path(file_okay=False), default=str(DEFAULT_RUNS_DIR),
+              show_default=True, help="Folder of the training runs (checkpoints for resuming).")  # fmt: skip
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder of IDX or npz files, tried before tfds and the built-in copies.")  # fmt: skip
+@click.option("--source", type=click.Choice(DATA_SOURCES), default="auto", show_default=True,
+              help="Where the data may come from.")  # fmt: skip
+def build(recipes, quick, zoo_dir, runs_dir, data_dir, source):
+    """Train and export RECIPES (names or .toml files; default: the whole default zoo).
+
+    The default zoo is plain, igr, jr, jsigr, fgsm_rs and pgd_at on Fashion-MNIST. Each model
+    is trained (resuming an interrupted run), evaluated (clean accuracy, PGD-20 L-inf eps 0.1,
+    mean exact ||J||_F), exported to <out>/<name>/ and listed in a leaderboard.
+
+    \b
+    Examples:
+      tfjsigr zoo build --quick            # the default zoo in a few minutes on 2 CPU cores
+      tfjsigr zoo build plain jsigr --full --data-dir ~/data/fashion-mnist
+      tfjsigr zoo build my_recipe.toml --out my_zoo
+    """
+    paths = recipe_paths(recipes, zoo_dir)
+    parsed = [load_recipe_for_cli(path) for path in paths]
+    rows, failures = [], []
+    for recipe in tqdm(parsed, desc="zoo build", unit="model", dynamic_ncols=True):
+        recipe_quick = quick
+        if quick is None:
+            recipe_quick = not full_data_available(recipe.dataset, data_dir, source)
+        try:
+            rows.append(build_entry(recipe, recipe_quick, zoo_dir, runs_dir, data_dir, source))
+        except click.ClickException as error:
+            tqdm.write(f"FAILED {recipe.name}: {error.message}")
+            failures.append(recipe.name)
+    click.echo(leaderboard(rows))
+    if failures:
+        raise click.ClickException(
+            f"{len(failures)} of {len(parsed)} models failed: {', '.join(failures)}"
+        )
+
+
+def build_entry(recipe, quick, zoo_dir, runs_dir, data_dir, source):
+    """Trains one recipe, exports it and returns its leaderboard row."""
+    from tfjsigr import training
+
+    recipe = recipe.quick_variant() if quick else recipe
+    tqdm.write(f"=== {recipe.name} ({'quick' if quick else 'full'})")
+    with user_errors():
+        result = training.train(
+            recipe,
+            pathlib.Path(runs_dir) / recipe.name,
+            data_dir=data_dir,
+            source=source,
+            verbose=2,
+        )
+    metrics = {**result.metrics, "quick": quick}
+    export_to_zoo(
+        result.model,
+        zoo_dir,
+        recipe.name,
+        recipe.to_dict(),
+        metrics,
+        result.eval_images,
+        metrics["data"],
+    )
+    return {"model": recipe.name, **metrics}
+
+
+def leaderboard(rows):
+    """A plain-text table: model, clean accuracy, PGD accuracy, mean ||J||_F, training time."""
+    if not rows:
+        return "no models built"
+    pgd = rows[0]["pgd"]
+    lines = [
+        f"PGD-{pgd['steps']} L-inf eps {pgd['eps']} step {pgd['step_size']}, seeded test subsets of "
+        + ", ".join(sorted({str(r["eval_examples"]) for r in rows}))
+        + " images",
+        f"{'model':12} {'clean':>7} {'PGD@0.1':>8} {'||J||_F':>8} {'train s':>8}",
+    ]
+    for row in rows:
+        lines.append(
+            f"{row['model']:12} {row['clean_accuracy']:7.3f} {row['pgd_accuracy']:8.3f} "
+            f"{row['mean_jacobian_norm']:8.2f} {row['train_seconds']:8.1f}"
+        )
+    return "\n".join(lines)
+
+
+@zoo.command(name="list")
+@click.argument("zoo_dir", required=False, default=str(DEFAULT_ZOO_DIR), type=click.Path())
+def list_entries(zoo_dir):
+    """List the entries of the zoo in ZOO_DIR [default: zoo] from its index.json.
+
+    \b
+    Examples:
+      tfjsigr zoo list
+      tfjsigr zoo list my_zoo
+    """
+    from tfjsigr.zoo.index import read_index
+
+    with user_errors():
+        entries = read_index(zoo_dir)
+    if not entries:
+        click.echo(f"{zoo_dir}: no entries (build some with: tfjsigr zoo build --quick)")
+        return
+    click.echo(f"{'name':12} {'version':>7} {'clean':>7} {'PGD@0.1':>8} {'||J||_F':>8}  created")
+    for entry in entries:
+        metrics = entry.get("metrics", {})
+        click.echo(
+            f"{entry['name']:12} {entry.get('version', '?'):>7} {_figure(metrics, 'clean_accuracy', 3)} "
+            f"{_figure(metrics, 'pgd_accuracy', 3, 8)} {_figure(metrics, 'mean_jacobian_norm', 2, 8)}"
+            f"  {entry.get('created', '')}"
+        )
+
+
+def _figure(metrics, key, digits, width=7):
+    value = metrics.get(key)
+    return f"{value:{width}.{digits}f}" if isinstance(value, (int, float)) else f"{'-':>{width}}"
+
+
+@zoo.command()
+@click.argument("zoo_dir", required=False, default=str(DEFAULT_ZOO_DIR), type=click.Path())
+def verify(zoo_dir):
+    """Recompute every checksum and the ONNX/SavedModel parity of the zoo in ZOO_DIR [default: zoo].
+
+    Exits nonzero and lists each problem when anything does not match.
+
+    \b
+    Examples:
+      tfjsigr zoo verify
+      tfjsigr zoo verify my_zoo
+    """
+    from tfjsigr.zoo.verify import verify_zoo
+
+    if not pathlib.Path(zoo_dir).is_dir():
+        raise click.ClickException(f"{zoo_dir}: no such zoo directory")
+    with user_errors():
+        problems = verify_zoo(zoo_dir)
+    if problems:
+        for problem in problems:
+            click.echo(f"FAIL {one_line(problem)}", err=True)
+        raise click.ClickException(f"{zoo_dir}: {len(problems)} problem(s) found")
+    click.echo(f"{zoo_dir}: all entries verified")

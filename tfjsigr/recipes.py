@@ -1,0 +1,276 @@
+"""Recipes: declarative TOML files that fully determine a zoo model.
+
+A recipe names the data set, the architecture (and its arguments), the penalties and their
+weights, adversarial training, the optimizer, epochs, batch size and seed; a `[quick]` table
+overrides epochs, batch size and the number of examples for a fast build. Example:
+
+```toml
+dataset = "fashion_mnist"
+epochs = 10
+batch_size = 64
+seed = 0
+
+[architecture]
+name = "small_cnn"
+activation = "relu"
+
+[[penalties]]
+type = "jsigr"
+jacobian_weight = 0.05
+selective_weight = 20.0
+
+[optimizer]
+name = "adam"
+learning_rate = 1e-3
+
+[quick]
+epochs = 4
+train_examples = 4000
+```
+
+Every mistake (unknown key, wrong type, unknown data set, architecture or penalty) is a
+one-line `ValueError` naming the file and the key.
+"""
+
+import copy
+import dataclasses
+import pathlib
+import sys
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from tfjsigr import adversarial_training as adversarial_training_lib
+from tfjsigr import architectures
+from tfjsigr import penalties as penalties_lib
+from tfjsigr.data import datasets
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
+_TOP_LEVEL = {
+    "name": str,
+    "description": str,
+    "dataset": str,
+    "architecture": dict,
+    "penalties": list,
+    "adversarial_training": dict,
+    "optimizer": dict,
+    "epochs": int,
+    "batch_size": int,
+    "seed": int,
+    "augment": bool,
+    "train_examples": int,
+    "eval_examples": int,
+    "quick": dict,
+}
+_OPTIMIZER_KEYS = {"name": str, "learning_rate": float, "momentum": float, "weight_decay": float}
+_ADVERSARIAL_KEYS = {"attack": str, "epsilon": float, "steps": int, "step_size": float}
+_QUICK_KEYS = {"epochs": int, "batch_size": int, "train_examples": int, "eval_examples": int}
+_POSITIVE = ("epochs", "batch_size", "train_examples", "eval_examples", "steps")
+_MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A validated recipe. Build one with `load_recipe` or `parse_recipe`."""
+
+    name: str
+    dataset: str
+    architecture: dict
+    penalties: tuple = ()
+    adversarial_training: dict = None
+    optimizer: dict = dataclasses.field(
+        default_factory=lambda: {"name": "adam", "learning_rate": 1e-3}
+    )
+    epochs: int = 10
+    batch_size: int = 64
+    seed: int = 0
+    augment: bool = None
+    description: str = ""
+    quick: dict = dataclasses.field(default_factory=dict)
+    train_examples: int = None
+    eval_examples: int = 1000
+    source: str = "<dict>"
+
+    def quick_variant(self):
+        """The recipe with its `[quick]` overrides applied (fewer epochs and examples)."""
+        overrides = {key: value for key, value in self.quick.items()}
+        overrides.setdefault("eval_examples", min(self.eval_examples, 500))
+        return dataclasses.replace(self, **overrides, quick={})
+
+    def build_architecture(self, input_shape, num_classes):
+        """The backbone the recipe names, for data of the given shape."""
+        arguments = {key: value for key, value in self.architecture.items() if key != "name"}
+        arguments.setdefault("input_shape", tuple(input_shape))
+        arguments.setdefault("num_classes", num_classes)
+        return architectures.get(self.architecture["name"], **arguments)
+
+    def build_penalties(self):
+        """Fresh penalty objects (every call builds new ones)."""
+        return [penalties_lib.get(dict(p)) for p in self.penalties]
+
+    def build_adversarial_training(self):
+        """The `AdversarialTraining` mode, or None."""
+        return adversarial_training_lib.get(dict(self.adversarial_training or {}) or None)
+
+    def to_dict(self):
+        """The recipe as plain data (for model cards), without the file path."""
+        data = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        data.pop("source")
+        data["penalties"] = [dict(p) for p in self.penalties]
+        return data
+
+
+def load_recipe(path):
+    """Reads and validates a TOML recipe.
+
+    Args:
+        path: the `.toml` file; its stem is the default name.
+
+    Returns:
+        A `Recipe`.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: malformed TOML or an invalid recipe (one line naming file and key).
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"recipe not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: malformed TOML ({error})") from None
+    data.setdefault("name", path.stem)
+    return parse_recipe(data, source=str(path))
+
+
+def parse_recipe(data, source="<dict>"):
+    """Validates recipe data (as read from TOML) into a `Recipe`.
+
+    Args:
+        data: dict of recipe keys.
+        source: file name used in error messages.
+
+    Returns:
+        A `Recipe`.
+
+    Raises:
+        ValueError: unknown key, wrong type, missing key, unknown data set, architecture,
+            penalty or optimizer; one line naming `source` and the key.
+    """
+    data = copy.deepcopy(data)
+    _check_table(data, _TOP_LEVEL, source, "")
+    for required in ("dataset", "architecture"):
+        if required not in data:
+            raise ValueError(f"{source}: missing key '{required}'")
+    _wrap(source, "dataset", datasets.get_spec, data["dataset"])
+    _check_architecture(data["architecture"], source)
+    penalties = tuple(_check_penalty(p, i, source) for i, p in enumerate(data.get("penalties", [])))
+    _check_optimizer(data.get("optimizer", {}), source)
+    _check_table(
+        data.get("adversarial_training", {}), _ADVERSARIAL_KEYS, source, "adversarial_training."
+    )
+    if "adversarial_training" in data:
+        _wrap(
+            source,
+            "adversarial_training",
+            adversarial_training_lib.get,
+            data["adversarial_training"],
+        )
+    _check_table(data.get("quick", {}), _QUICK_KEYS, source, "quick.")
+    optimizer = {"name": "adam", "learning_rate": 1e-3, **data.get("optimizer", {})}
+    return Recipe(
+        **{k: v for k, v in data.items() if k not in ("penalties", "optimizer")},
+        penalties=penalties,
+        optimizer=optimizer,
+        source=source,
+    )
+
+
+def _check_table(table, schema, source, prefix):
+    for key, value in table.items():
+        if key not in schema:
+            raise ValueError(f"{source}: unknown key '{prefix}{key}'; allowed: {sorted(schema)}")
+        _check_type(value, schema[key], source, f"{prefix}{key}")
+        if key in _POSITIVE and value < 1:
+            raise ValueError(f"{source}: key '{prefix}{key}' must be >= 1, got {value}")
+
+
+def _check_type(value, expected, source, key):
+    # TOML integers are fine where a float is expected; booleans are never numbers.
+    ok = isinstance(value, expected) and (expected is bool or not isinstance(value, bool))
+    if expected is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok:
+        raise ValueError(
+            f"{source}: key '{key}' must be {_TYPE_NAMES[expected]}, got {type(value).__name__} {value!r}"
+        )
+
+
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    dict: "a table",
+    list: "a list",
+}
+
+
+def _wrap(source, key, check, value):
+    try:
+        return check(value)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{source}: key '{key}': {error}") from None
+
+
+def _check_architecture(table, source):
+    if "name" not in table:
+        raise ValueError(f"{source}: missing key 'architecture.name'")
+    _check_type(table["name"], str, source, "architecture.name")
+    arguments = {k: v for k, v in table.items() if k != "name"}
+    _wrap(
+        source,
+        "architecture",
+        lambda _: architectures.check_arguments(table["name"], arguments),
+        None,
+    )
+    for key, value in arguments.items():
+        if isinstance(value, list):
+            table[key] = tuple(value)
+
+
+def _check_penalty(table, index, source):
+    key = f"penalties[{index}]"
+    if not isinstance(table, dict):
+        raise ValueError(f"{source}: key '{key}' must be a table, got {type(table).__name__}")  # noqa: TRY004
+    _wrap(source, key, penalties_lib.get, dict(table))
+    return table
+
+
+def _check_optimizer(table, source):
+    _check_table(table, _OPTIMIZER_KEYS, source, "optimizer.")
+    name = table.get("name", "adam")
+    if name not in OPTIMIZERS:
+        raise ValueError(
+            f"{source}: key 'optimizer.name': unknown optimizer {name!r}; known: {list(OPTIMIZERS)}"
+        )
+    if "momentum" in table and name not in _MOMENTUM_OPTIMIZERS:
+        raise ValueError(f"{source}: key 'optimizer.momentum': {name} takes no momentum")
+
+
+def build_optimizer(options):
+    """A Keras optimizer from a recipe's `optimizer` table."""
+    import keras
+
+    options = dict(options)
+    name = options.pop("name", "adam")
+    classes = {
+        "adam": keras.optimizers.Adam,
+        "adamw": keras.optimizers.AdamW,
+        "sgd": keras.optimizers.SGD,
+        "rmsprop": keras.optimizers.RMSprop,
+    }
+    return classes[name](**options)

@@ -1,0 +1,89 @@
+import dataclasses
+import pathlib
+
+import pytest
+
+from tfjsigr import recipes
+
+RECIPES_DIR = pathlib.Path(__file__).resolve().parents[1] / "zoo" / "recipes"
+DEFAULT_ZOO = ("plain", "igr", "jr", "jsigr", "fgsm_rs", "pgd_at")
+VALID = """
+dataset = "fashion_mnist"
+epochs = 3
+
+[architecture]
+name = "mlp"
+hidden = [8]
+
+[[penalties]]
+type = "jacobian"
+weight = 0.5
+
+[quick]
+epochs = 1
+train_examples = 100
+"""
+
+
+def write(tmp_path, text, name="recipe.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name", DEFAULT_ZOO)
+def test_shipped_recipes_are_valid_and_run_on_other_datasets(name, tmp_path):
+    recipe = recipes.load_recipe(RECIPES_DIR / f"{name}.toml")
+    assert recipe.name == name and recipe.dataset == "fashion_mnist"
+    assert recipe.quick_variant().epochs < recipe.epochs
+    assert recipes.parse_recipe(recipe.to_dict()) == dataclasses.replace(recipe, source="<dict>")
+    for dataset, shape in (("mnist", (28, 28, 1)), ("cifar10", (32, 32, 3))):
+        text = (RECIPES_DIR / f"{name}.toml").read_text().replace('"fashion_mnist"', f'"{dataset}"')
+        other = recipes.load_recipe(write(tmp_path, text, f"{name}.toml"))
+        assert other.dataset == dataset
+        assert other.build_architecture(shape, 10).output_shape == (None, 10)
+
+
+def test_valid_recipe_builds_its_parts(tmp_path):
+    recipe = recipes.load_recipe(write(tmp_path, VALID))
+    assert recipe.name == "recipe" and recipe.architecture["hidden"] == (8,)
+    assert recipe.optimizer == {"name": "adam", "learning_rate": 1e-3}
+    quick = recipe.quick_variant()
+    assert (quick.epochs, quick.train_examples, quick.quick) == (1, 100, {})
+    [penalty] = recipe.build_penalties()
+    assert penalty.weight == 0.5
+    assert recipe.build_architecture((28, 28, 1), 10).output_shape == (None, 10)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (("epochs = 3", "epoch = 3"), "unknown key 'epoch'"),
+        (("epochs = 3", 'epochs = "3"'), "key 'epochs' must be an integer"),
+        (("epochs = 3", "epochs = 0"), "key 'epochs' must be >= 1"),
+        (("epochs = 3", "epochs = true"), "key 'epochs' must be an integer"),
+        (("epochs = 3", "augment = 1"), "key 'augment' must be true or false"),
+        (('"fashion_mnist"', '"imagenet"'), "key 'dataset': unknown dataset 'imagenet'"),
+        (('name = "mlp"', 'name = "vgg"'), "unknown architecture 'vgg'"),
+        (("hidden = [8]", "depth = 3"), "no argument 'depth'"),
+        (('type = "jacobian"', 'type = "dropout"'), "penalties\\[0\\]'.*unknown penalty 'dropout'"),
+        (("weight = 0.5", "wieght = 0.5"), "penalties\\[0\\]'.*wieght"),
+        (("train_examples = 100", "examples = 100"), "unknown key 'quick.examples'"),
+        (("epochs = 3", "epochs = 3\n[optimizer]\nname = 'lbfgs'"), "unknown optimizer 'lbfgs'"),
+        (
+            ("epochs = 3", "epochs = 3\n[adversarial_training]\nattack = 'cw'"),
+            "adversarial_training",
+        ),
+        (("epochs = 3", "epochs = ["), "malformed TOML"),
+    ],
+)
+def test_invalid_recipes_fail_with_one_line_naming_file_and_key(tmp_path, edit, message):
+    path = write(tmp_path, VALID.replace(*edit))
+    with pytest.raises(ValueError, match=message) as error:
+        recipes.load_recipe(path)
+    assert str(error.value).startswith(str(path)) and "\n" not in str(error.value)
+
+
+def test_missing_recipe_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="recipe not found"):
+        recipes.load_recipe(tmp_path / "absent.toml")

@@ -1,0 +1,298 @@
+"""Trains a recipe with `model.fit`: seeds, distribution strategies, resume, NaN guard, metrics."""
+
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfjsigr import data as data_lib
+from tfjsigr import robustness
+from tfjsigr.recipes import build_optimizer
+from tfjsigr.regularized_model import RegularizedModel
+from tfjsigr.zoo.card import write_json_atomic
+
+STRATEGIES = ("default", "mirrored", "multi-worker")
+PGD_EVALUATION = {"eps": 0.1, "step_size": 0.025, "steps": 20}
+MODEL_FILE = "model.keras"
+METRICS_FILE = "metrics.json"
+RECIPE_FILE = "recipe.json"
+BACKUP_DIR = "backup"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the model is unusable and must not be exported."""
+
+
+@dataclasses.dataclass
+class TrainingResult:
+    """What `train` returns: the trained model, its metrics and the Keras history."""
+
+    model: RegularizedModel
+    metrics: dict
+    history: dict
+    eval_images: np.ndarray
+    eval_labels: np.ndarray
+    is_chief: bool = True
+
+
+def make_strategy(name):
+    """A `tf.distribute` strategy from "default", "mirrored" or "multi-worker" (reads TF_CONFIG).
+
+    Raises:
+        ValueError: unknown name, or multi-worker without a TF_CONFIG naming a cluster.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi-worker":
+        if "cluster" not in _tf_config():
+            raise ValueError(
+                "--strategy multi-worker needs TF_CONFIG with a 'cluster' (see README)"
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown strategy {name!r}; known: {list(STRATEGIES)}")
+
+
+def _tf_config():
+    try:
+        return json.loads(os.environ.get("TF_CONFIG", "{}"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({error})") from None
+
+
+def _worker_index():
+    """(is_chief, index) of this process in a multi-worker cluster (chief: worker 0 or 'chief')."""
+    task = _tf_config().get("task", {})
+    kind, index = task.get("type", "worker"), int(task.get("index", 0))
+    return kind == "chief" or (kind == "worker" and index == 0), index
+
+
+def load_training_data(recipe, data_dir=None, source="auto"):
+    """(x_train, y_train, x_eval, y_eval, descriptions) for a recipe, subsets seeded."""
+    x_train, y_train, train_from = data_lib.load_dataset(recipe.dataset, "train", source, data_dir)
+    x_test, y_test, test_from = data_lib.load_dataset(recipe.dataset, "test", source, data_dir)
+    x_train, y_train, train_from = _seeded_subset(
+        x_train, y_train, train_from, recipe.train_examples, recipe.seed
+    )
+    x_test, y_test, test_from = _seeded_subset(
+        x_test, y_test, test_from, recipe.eval_examples, recipe.seed + 1
+    )
+    return x_train, y_train, x_test, y_test, {"train": train_from, "test": test_from}
+
+
+def _seeded_subset(x, y, description, count, seed):
+    if count is None or count >= len(y):
+        return x, y, description
+    order = np.random.default_rng(seed).permutation(len(y))[:count]
+    return x[order], y[order], f"{count} images drawn with seed {seed} from {description}"
+
+
+def build_model(recipe, input_shape, num_classes):
+    """The compiled `RegularizedModel` a recipe describes (call inside a strategy scope)."""
+    model = RegularizedModel(
+        recipe.build_architecture(input_shape, num_classes),
+        penalties=recipe.build_penalties(),
+        adversarial_training=recipe.build_adversarial_training(),
+        name=recipe.name,
+    )
+    model.compile(
+        optimizer=build_optimizer(recipe.optimizer),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def train(
+    recipe,
+    run_dir=None,
+    strategy="default",
+    data_dir=None,
+    source="auto",
+    verbose="auto",
+    callbacks=(),
+    evaluate=True,
+):
+    """Trains a recipe, resuming from `run_dir`'s checkpoint if a previous run was interrupted.
+
+    Args:
+        recipe: a `tfjsigr.recipes.Recipe` (apply `quick_variant()` first for a quick run).
+        run_dir: folder for the checkpoint (`backup/`), `model.keras`, `metrics.json` and
+            `recipe.json`; None trains without checkpoints or files.
+        strategy: "default", "mirrored" or "multi-worker" (TF_CONFIG).
+        data_dir: folder of IDX or npz files, tried before the other sources.
+        source: data source ("auto", "full", "tfds", "sample"; see `tfjsigr.data.load_dataset`).
+        verbose: Keras `fit` verbosity (progress bars by default).
+        callbacks: extra Keras callbacks.
+        evaluate: measure clean and PGD accuracy and mean ||J||_F afterwards.
+
+    Returns:
+        A `TrainingResult`.
+
+    Raises:
+        TrainingDiverged: the loss became NaN (nothing is written but the checkpoint).
+        ValueError, FileNotFoundError: bad strategy or missing data.
+    """
+    distribution = make_strategy(strategy)
+    is_chief, worker = _worker_index() if strategy == "multi-worker" else (True, 0)
+    keras.utils.set_random_seed(recipe.seed)
+    x_train, y_train, x_eval, y_eval, described = load_training_data(recipe, data_dir, source)
+    spec = data_lib.get_spec(recipe.dataset)
+    with distribution.scope():
+        model = build_model(recipe, spec.image_shape, spec.num_classes)
+    train_ds = data_lib.make_dataset(
+        x_train,
+        y_train,
+        recipe.batch_size,
+        shuffle=True,
+        seed=recipe.seed,
+        augment=_augment(recipe, spec),
+    )
+    all_callbacks = [keras.callbacks.TerminateOnNaN(), *callbacks]
+    resumed_from = 0
+    if run_dir is not None:
+        backup = _prepare_run_dir(pathlib.Path(run_dir), recipe, is_chief, worker)
+        resumed_from = _checkpointed_epoch(backup)
+        all_callbacks.append(keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True))
+    print(
+        f"training {recipe.name}: {described['train']}, {recipe.epochs} epochs, batch {recipe.batch_size}"
+        + (f", resuming after epoch {resumed_from}" if resumed_from else "")
+    )
+    if strategy == "multi-worker":
+        _adapt_to_multi_worker(model)
+    start = time.perf_counter()
+    with distribution.scope():
+        history = model.fit(
+            train_ds, epochs=recipe.epochs, verbose=verbose, callbacks=all_callbacks, shuffle=False
+        )
+    seconds = time.perf_counter() - start
+    _check_finite(model, history.history, recipe.name)
+    metrics = {
+        "train_seconds": round(seconds, 2),
+        "resumed_from_epoch": resumed_from,
+        "epochs": recipe.epochs,
+        "train_examples": len(y_train),
+        "replicas": int(distribution.num_replicas_in_sync),
+        "data": described,
+        "final_loss": _last(history.history.get("loss")),
+        "final_train_accuracy": _last(history.history.get("accuracy")),
+    }
+    if evaluate:
+        metrics.update(evaluate_model(model.model, x_eval, y_eval, recipe.seed))
+    if run_dir is not None and is_chief:
+        save_run(run_dir, model, metrics, recipe)
+    return TrainingResult(model, metrics, history.history, x_eval, y_eval, is_chief)
+
+
+def _prepare_run_dir(run_dir, recipe, is_chief, worker):
+    """Clears stale results and foreign checkpoints; returns this worker's checkpoint folder."""
+    if is_chief:
+        for stale in (MODEL_FILE, METRICS_FILE):
+            (run_dir / stale).unlink(missing_ok=True)
+        _discard_backup_of_another_recipe(run_dir, recipe)
+        return run_dir / BACKUP_DIR
+    # Each worker keeps its own copy of the (identical) state: no two write one file.
+    return run_dir / f"{BACKUP_DIR}-worker-{worker}"
+
+
+def _checkpointed_epoch(backup):
+    """The number of epochs a checkpoint holds (0 without one)."""
+    try:
+        return int(json.loads((backup / "training_metadata.json").read_text())["epoch"])
+    except (FileNotFoundError, ValueError, KeyError):
+        return 0
+
+
+def _discard_backup_of_another_recipe(run_dir, recipe):
+    """Resuming is only valid for the same recipe: a changed one starts from scratch."""
+    recorded = run_dir / RECIPE_FILE
+    has_backup = (run_dir / BACKUP_DIR).exists() and recorded.exists()
+    if has_backup and _resumable_part(json.loads(recorded.read_text())) != _resumable_part(
+        recipe.to_dict()
+    ):
+        print(f"{run_dir}: the recipe changed since the interrupted run; starting over")
+        shutil.rmtree(run_dir / BACKUP_DIR)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(recorded, recipe.to_dict())
+
+
+def _resumable_part(recipe_dict):
+    """What must not change for a checkpoint to be resumed (more epochs are fine)."""
+    plain = json.loads(json.dumps(recipe_dict))
+    return {k: v for k, v in plain.items() if k not in ("epochs", "description")}
+
+
+def _adapt_to_multi_worker(model):
+    """Works around two gaps of Keras 3.15's fit under MultiWorkerMirroredStrategy.
+
+    Its symbolic build strategy.reduce-s a PerReplica batch (rejected); without a recorded
+    strategy Keras builds while tracing, in the scope fit runs in. And it reduces the step's logs
+    with `reduce("MEAN", axis=0)`, which fails on scalars: the logs get a batch axis of one.
+    """
+    model._distribute_strategy = None
+    train_step = model.train_step
+
+    def train_step_with_vector_logs(data):
+        return {key: tf.reshape(value, [1]) for key, value in train_step(data).items()}
+
+    model.train_step = train_step_with_vector_logs
+
+
+def _augment(recipe, spec):
+    """The recipe's `augment` setting, else the data set's default (crop/flip for CIFAR-10)."""
+    return spec.augment if recipe.augment is None else recipe.augment
+
+
+def _last(values):
+    return float(values[-1]) if values else None
+
+
+def _check_finite(model, history, name):
+    losses = history.get("loss", [])
+    bad_epoch = next((i for i, value in enumerate(losses) if not np.isfinite(value)), None)
+    weights_finite = all(np.all(np.isfinite(w)) for w in model.get_weights())
+    if bad_epoch is not None or not weights_finite:
+        where = f" in epoch {bad_epoch + 1}" if bad_epoch is not None else ""
+        raise TrainingDiverged(
+            f"{name}: the loss became NaN{where}; training stopped and nothing was exported "
+            "(lower the learning rate or the penalty weights)"
+        )
+
+
+def evaluate_model(backbone, x, y, seed=0):
+    """Clean accuracy, PGD-20 (L-inf, eps 0.1) accuracy and mean exact ||J||_F on (x, y)."""
+    print(
+        f"evaluating on {len(y)} test images (seed {seed}): clean, PGD-{PGD_EVALUATION['steps']} "
+        f"eps {PGD_EVALUATION['eps']}, exact ||J||_F"
+    )
+    return {
+        "clean_accuracy": robustness.accuracy(backbone, x, y),
+        "pgd_accuracy": robustness.pgd_accuracy(backbone, x, y, seed=seed, **PGD_EVALUATION),
+        "pgd": {"norm": "linf", **PGD_EVALUATION, "examples": len(y), "seed": seed},
+        "mean_jacobian_norm": robustness.mean_jacobian_norm(backbone, x),
+        "eval_examples": len(y),
+    }
+
+
+def save_run(run_dir, model, metrics, recipe):
+    """Writes model.keras, metrics.json and recipe.json into `run_dir`, each atomically."""
+    run_dir = pathlib.Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=run_dir, prefix=".model.", suffix=".keras")
+    os.close(handle)
+    try:
+        model.save(temporary)
+        os.replace(temporary, run_dir / MODEL_FILE)
+    except BaseException:
+        pathlib.Path(temporary).unlink(missing_ok=True)
+        raise
+    write_json_atomic(run_dir / METRICS_FILE, metrics)
+    write_json_atomic(run_dir / RECIPE_FILE, recipe.to_dict())

@@ -1,0 +1,199 @@
+import dataclasses
+import importlib.util
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from tfjsigr import recipes, training
+
+RECIPES_DIR = pathlib.Path(__file__).resolve().parents[1] / "zoo" / "recipes"
+WORKER_SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "tests" / "multi_worker_worker.py"
+
+
+def import_worker_script():
+    spec = importlib.util.spec_from_file_location("multi_worker_worker", WORKER_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_tiny_fashion_mnist(folder, train=32, test=16):
+    rng = np.random.default_rng(0)
+    np.savez(
+        folder / "fashion_mnist.npz",
+        x_train=rng.integers(0, 256, (train, 28, 28), dtype=np.uint8),
+        y_train=rng.integers(0, 10, train),
+        x_test=rng.integers(0, 256, (test, 28, 28), dtype=np.uint8),
+        y_test=rng.integers(0, 10, test),
+    )
+    return folder
+
+
+def tiny_recipe(**overrides):
+    data = {
+        "name": "tiny",
+        "dataset": "fashion_mnist",
+        "architecture": {"name": "mlp", "hidden": [8]},
+        "epochs": 3,
+        "batch_size": 8,
+        "seed": 1,
+        **overrides,
+    }
+    return recipes.parse_recipe(data)
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Raises in the middle of an epoch, as a killed process would stop."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.epoch, self.batch = epoch, batch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.current, batch) == (self.epoch, self.batch):
+            raise KeyboardInterrupt("simulated kill")
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+def test_interrupted_training_resumes_from_its_last_epoch(tmp_path):
+    data_dir = write_tiny_fashion_mnist(tmp_path)
+    run_dir = tmp_path / "run"
+    recipe = tiny_recipe()
+    with pytest.raises(KeyboardInterrupt):
+        training.train(recipe, run_dir, data_dir=data_dir, verbose=0, evaluate=False,
+                       callbacks=[Interrupt(epoch=1, batch=1)])  # fmt: skip
+    backup = json.loads((run_dir / training.BACKUP_DIR / "training_metadata.json").read_text())
+    assert backup["epoch"] == 1
+    assert not (run_dir / training.MODEL_FILE).exists()
+
+    recorder = EpochRecorder()
+    result = training.train(
+        recipe, run_dir, data_dir=data_dir, verbose=0, evaluate=False, callbacks=[recorder]
+    )
+    assert recorder.epochs == [1, 2] and result.metrics["resumed_from_epoch"] == 1
+    steps_per_epoch = 32 // 8
+    assert int(result.model.optimizer.iterations) == 3 * steps_per_epoch
+    assert (run_dir / training.MODEL_FILE).is_file()
+    assert not (run_dir / training.BACKUP_DIR).exists()
+
+
+def test_a_changed_recipe_does_not_resume_an_old_checkpoint(tmp_path):
+    data_dir = write_tiny_fashion_mnist(tmp_path)
+    run_dir = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        training.train(tiny_recipe(), run_dir, data_dir=data_dir, verbose=0, evaluate=False,
+                       callbacks=[Interrupt(epoch=1, batch=0)])  # fmt: skip
+    recorder = EpochRecorder()
+    wider = tiny_recipe(architecture={"name": "mlp", "hidden": [16]}, epochs=2)
+    training.train(
+        wider, run_dir, data_dir=data_dir, verbose=0, evaluate=False, callbacks=[recorder]
+    )
+    assert recorder.epochs == [0, 1]
+
+
+def test_nan_loss_stops_training_and_writes_no_model(tmp_path):
+    data_dir = write_tiny_fashion_mnist(tmp_path)
+    recipe = tiny_recipe(optimizer={"name": "sgd", "learning_rate": 1e30})
+    with pytest.raises(training.TrainingDiverged, match="NaN.*nothing was exported"):
+        training.train(recipe, tmp_path / "run", data_dir=data_dir, verbose=0, evaluate=False)
+    assert not (tmp_path / "run" / training.MODEL_FILE).exists()
+
+
+def test_evaluation_reports_sample_sizes_and_finite_figures(tmp_path):
+    data_dir = write_tiny_fashion_mnist(tmp_path)
+    result = training.train(tiny_recipe(epochs=1, eval_examples=12), data_dir=data_dir, verbose=0)
+    metrics = result.metrics
+    assert metrics["eval_examples"] == metrics["pgd"]["examples"] == 12
+    assert 0 <= metrics["pgd_accuracy"] <= metrics["clean_accuracy"] <= 1
+    assert metrics["mean_jacobian_norm"] > 0 and metrics["train_seconds"] > 0
+
+
+def test_a_zoo_recipe_runs_on_cifar10_with_augmentation(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "cifar10.npz", x_train=images, y_train=np.arange(16) % 10,
+             x_test=images[:4], y_test=np.arange(4) % 10)  # fmt: skip
+    recipe = recipes.load_recipe(RECIPES_DIR / "plain.toml")
+    recipe = dataclasses.replace(
+        recipe,
+        dataset="cifar10",
+        architecture={"name": "preact_resnet", "widths": (4, 8), "activation": "softplus"},
+        epochs=1,
+        batch_size=8,
+        eval_examples=4,
+    )
+    result = training.train(recipe, data_dir=tmp_path, verbose=0, evaluate=False)
+    assert result.model.model.input_shape == (None, 32, 32, 3)
+    assert result.metrics["train_examples"] == 16 and "cifar10" in result.metrics["data"]["train"]
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_workers_match_one_worker_with_the_same_global_batch(tmp_path):
+    data_dir = write_tiny_fashion_mnist(tmp_path, train=64)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    workers = []
+    for index in range(2):
+        env = {
+            **os.environ,
+            "TF_CONFIG": json.dumps(
+                {"cluster": cluster, "task": {"type": "worker", "index": index}}
+            ),
+            "CUDA_VISIBLE_DEVICES": "",
+        }
+        command = [
+            sys.executable,
+            str(WORKER_SCRIPT),
+            str(data_dir),
+            str(tmp_path / f"worker{index}.npz"),
+        ]
+        workers.append(
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        )
+    single = tmp_path / "single.npz"
+    import_worker_script().main(str(data_dir), str(single), strategy="default")
+    try:
+        outputs = [
+            worker.communicate(timeout=240)[0].decode(errors="replace") for worker in workers
+        ]
+    finally:
+        for worker in workers:
+            worker.kill()
+    for worker, output in zip(workers, outputs):
+        assert worker.returncode == 0, output[-3000:]
+
+    distributed, reference = np.load(tmp_path / "worker0.npz"), np.load(single)
+    assert int(distributed["replicas"]) == 2 and int(reference["replicas"]) == 1
+    np.testing.assert_allclose(distributed["loss"], reference["loss"], rtol=1e-5)
+    weights = [key for key in reference.files if key.startswith("arr_")]
+    assert len(weights) == 4
+    for key in weights:
+        np.testing.assert_allclose(distributed[key], reference[key], atol=1e-5)
+    assert not np.allclose(reference["arr_0"], 0)
