@@ -18,7 +18,14 @@ import tensorflow as tf
 import tfjsigr
 from tfjsigr.architectures import small_cnn
 from tfjsigr.data import load_fashion_mnist
-from tfjsigr.penalties import JSIGR, InputGradient, Jacobian, SelectiveInputGradient
+from tfjsigr.penalties import (
+    JSIGR,
+    InputGradient,
+    Jacobian,
+    Lipschitz,
+    NeuronSensitivity,
+    SelectiveInputGradient,
+)
 
 TARGETS = {"igr": 1.9, "jr_1": 2.0, "jsigr": 2.3, "jr_exact": 6.0}
 
@@ -32,6 +39,9 @@ def variants():
         "jr_exact_batch_jacobian": {"naive_exact_jacobian": True},
         "sigr": {"penalties": [SelectiveInputGradient(20.0)]},
         "jsigr": {"penalties": [JSIGR(0.05, 20.0)]},
+        "neuron_sensitivity": {"penalties": [NeuronSensitivity(1.0)]},
+        "neuron_sensitivity+jr_1": {"penalties": [NeuronSensitivity(1.0), Jacobian(0.05)]},
+        "lipschitz": {"penalties": [Lipschitz()]},
         "fgsm_rs": {"adversarial_training": "fgsm_rs"},
         "pgd_7": {"adversarial_training": tfjsigr.adversarial_training.AdversarialTraining("pgd", 0.1, 7)},
     }

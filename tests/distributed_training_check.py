@@ -38,6 +38,19 @@ def train(strategy):
     return model, history
 
 
+def lipschitz_intensity(strategy):
+    """Trains the adaptive Lipschitz penalty (a state variable updated in replica context)."""
+    rng = np.random.default_rng(1)
+    x = rng.uniform(size=(64, 16, 16, 1)).astype(np.float32)
+    y = rng.integers(0, 3, size=64).astype(np.int32)
+    with strategy.scope():
+        penalty = tfjsigr.penalties.Lipschitz(k0=1.0, target_loss=5.0, zeta=1.0)
+        model = tfjsigr.RegularizedModel(testing.tiny_cnn(seed=1), penalties=[penalty])
+        model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
+    return float(penalty.intensity.numpy())
+
+
 def main():
     single, single_history = train(tf.distribute.get_strategy())
     mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -55,6 +68,10 @@ def main():
         json.dumps(
             {
                 "replicas": mirrored_strategy.num_replicas_in_sync,
+                "lipschitz_intensity": {
+                    "single": lipschitz_intensity(tf.distribute.get_strategy()),
+                    "mirrored": lipschitz_intensity(mirrored_strategy),
+                },
                 "max_weight_change": moved,
                 "max_weight_difference": difference,
                 "single": single_history,

@@ -26,6 +26,31 @@ def flatten_penalties(penalties):
     return flat
 
 
+class _Untracked:
+    """Holds an object out of Keras' attribute tracking (so it is not saved twice)."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def feature_model(backbone, layer_names):
+    """A model sharing the backbone's layers that outputs [logits, *named layer outputs].
+
+    Raises:
+        ValueError: the backbone is not a functional or Sequential model, or a name is unknown.
+    """
+    if not getattr(backbone, "outputs", None):  # Subclassed models have no symbolic graph.
+        raise ValueError(
+            "penalties on hidden activations need a functional or Sequential backbone, "
+            f"got {type(backbone).__name__}"
+        )
+    try:
+        outputs = [backbone.get_layer(name).output for name in layer_names]
+    except ValueError as error:
+        raise ValueError(f"backbone {backbone.name!r}: {error}") from None
+    return keras.Model(backbone.inputs, [backbone.outputs[0], *outputs])
+
+
 @keras.saving.register_keras_serializable(package="tfjsigr")
 class RegularizedModel(keras.Model):
     """Wraps a Keras model that outputs logits and trains it with input-gradient penalties.
@@ -69,6 +94,14 @@ class RegularizedModel(keras.Model):
             raise ValueError(f"penalty names must be unique (they name metrics), got {names}")
         self.task_loss_tracker = keras.metrics.Mean(name="task_loss")
         self.penalty_trackers = [keras.metrics.Mean(name=name) for name in names]
+        self._activation_names = sorted(
+            {name for p in self._trained_penalties for name in p.activation_layers(model)}
+        )
+        self._feature_model = _Untracked(
+            feature_model(model, self._activation_names) if self._activation_names else None
+        )
+        for penalty in self._trained_penalties:
+            penalty.build(self)
         if model.built:
             self.build(model.input_shape if hasattr(model, "input_shape") else None)
 
@@ -99,13 +132,22 @@ class RegularizedModel(keras.Model):
         x = tf.convert_to_tensor(x, tf.float32)
         with tf.GradientTape(persistent=True) as input_tape:
             input_tape.watch(x)
-            y_pred = self(x, training=training)
+            y_pred, activations = self._forward(x, training)
             context = PenaltyContext(self, x, y, y_pred, sample_weight, annotation, training)
+            context.activations = activations
             for penalty in self._trained_penalties:
                 penalty.add_targets(context)
         context.compute_gradients(input_tape, self._input_gradient_scale(training))
         values = {p.name: p.compute(context) for p in self._trained_penalties}
         return y_pred, values
+
+    def _forward(self, x, training):
+        """Logits and the activations the penalties asked for, in one forward pass."""
+        features = self._feature_model.value
+        if features is None:
+            return self(x, training=training), {}
+        outputs = features(x, training=training)
+        return outputs[0], dict(zip(self._activation_names, outputs[1:]))
 
     def _input_gradient_scale(self, training):
         """The optimizer's loss scale under float16 training, else None."""

@@ -5,6 +5,8 @@ import keras
 from tfjsigr.penalties.input_gradient import InputGradient
 from tfjsigr.penalties.jacobian import Jacobian
 from tfjsigr.penalties.jsigr import JSIGR
+from tfjsigr.penalties.lipschitz import Lipschitz
+from tfjsigr.penalties.neuron_sensitivity import NeuronSensitivity
 from tfjsigr.penalties.penalty import Penalty, PenaltyContext
 from tfjsigr.penalties.selective_input_gradient import SelectiveInputGradient
 from tfjsigr.penalties.trades import TRADES
@@ -14,6 +16,8 @@ ALL = {
     "jacobian": Jacobian,
     "selective_input_gradient": SelectiveInputGradient,
     "jsigr": JSIGR,
+    "neuron_sensitivity": NeuronSensitivity,
+    "lipschitz": Lipschitz,
     "trades": TRADES,
 }
 
@@ -63,6 +67,8 @@ __all__ = [
     "TRADES",
     "InputGradient",
     "Jacobian",
+    "Lipschitz",
+    "NeuronSensitivity",
     "Penalty",
     "PenaltyContext",
     "SelectiveInputGradient",

@@ -21,6 +21,9 @@ class PenaltyContext:
         sample_weight: per-example weights or None.
         annotation: per-example annotation masks shaped like `x`, or None.
         training: whether this is a training pass.
+        activations: {layer name: activation} of the backbone layers the penalties asked for
+            (`Penalty.activation_layers`), from the same forward pass.
+        state: values a penalty passes from `add_targets` to `compute` within one step.
     """
 
     def __init__(self, model, x, y, logits, sample_weight=None, annotation=None, training=True):
@@ -31,6 +34,8 @@ class PenaltyContext:
         self.sample_weight = sample_weight
         self.annotation = annotation
         self.training = training
+        self.activations = {}
+        self.state = {}
         self._targets = {}
         self._gradients = {}
 
@@ -105,6 +110,13 @@ class Penalty:
             return tf.constant(self.weight, tf.float32)
         ramp = (tf.cast(step, tf.float32) + 1.0) / float(self.warmup_steps)
         return self.weight * tf.minimum(ramp, 1.0)
+
+    def activation_layers(self, backbone):
+        """Names of the backbone layers whose outputs this penalty needs (default none)."""
+        return []
+
+    def build(self, model):
+        """Creates any state variables on the `RegularizedModel` (default none)."""
 
     def add_targets(self, context):
         """Registers the scalar targets this penalty needs the input gradients of."""
