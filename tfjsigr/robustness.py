@@ -28,13 +28,15 @@ def accuracy(model, x, y, batch_size=500):
     return correct / len(x)
 
 
-def pgd_accuracy(model, x, y, eps, step_size, steps, batch_size=500, seed=0, norm=np.inf):
-    """Accuracy under untargeted PGD with random start (one restart)."""
+def pgd_accuracy(model, x, y, eps, step_size, steps, batch_size=500, seed=0, norm=np.inf, restarts=1):
+    """Accuracy under untargeted PGD with random start (`restarts` random starts)."""
     logits_fn = logits_function(model)
 
     @tf.function(reduce_retracing=True)
     def attacked_predictions(xb, yb):
-        x_adv = projected_gradient_descent(logits_fn, xb, yb, eps, step_size, steps, norm=norm, seed=seed)
+        x_adv = projected_gradient_descent(
+            logits_fn, xb, yb, eps, step_size, steps, norm=norm, seed=seed, restarts=restarts
+        )
         return tf.argmax(logits_fn(x_adv), axis=1, output_type=tf.int32)
 
     tf.random.set_seed(seed)
@@ -60,3 +62,21 @@ def mean_input_gradient_norm(model, x, y, batch_size=500):
         for s in _batches(len(x), batch_size)
     ]
     return float(np.concatenate(norms).mean())
+
+
+def accuracy_curve(model, x, y, attack="pgd", eps_grid=(0.02, 0.05, 0.1, 0.2, 0.3), seed=0):
+    """Accuracy under one attack ("fgsm", "pgd", "bim", "mim", "square", "spsa") per L-inf eps.
+
+    A shortcut to `tfjsigr.evaluation`: each record carries the attack's parameters, sample size
+    and seed.
+
+    Returns:
+        A list of {attack, eps, accuracy, samples, seed, parameters}.
+    """
+    from tfjsigr.evaluation import attacks as evaluation_attacks  # evaluation imports this module
+
+    records, _ = evaluation_attacks.accuracy_curve(
+        attack, evaluation_attacks.logits_function(model), x, np.asarray(y, np.int32), eps_grid,
+        seed, progress=False,
+    )
+    return records

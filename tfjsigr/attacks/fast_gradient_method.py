@@ -11,7 +11,9 @@ from tfjsigr.attacks.projected_gradient_descent import (
 )
 
 
-def fast_gradient_method(model_fn, x, y, eps, norm=np.inf, clip_min=0.0, clip_max=1.0, loss_fn=None):
+def fast_gradient_method(
+    model_fn, x, y, eps, norm=np.inf, clip_min=0.0, clip_max=1.0, loss_fn=None
+):
     """One steepest-ascent step of size eps on the loss (FGSM for norm=np.inf).
 
     Args:
@@ -30,4 +32,6 @@ def fast_gradient_method(model_fn, x, y, eps, norm=np.inf, clip_min=0.0, clip_ma
     check_attack_arguments(eps, norm, clip_min, clip_max)
     x = tf.convert_to_tensor(x, tf.float32)
     gradient = loss_gradient(model_fn, x, y, loss_fn)
-    return tf.stop_gradient(_clip(x + steepest_ascent_step(gradient, eps, norm), clip_min, clip_max))
+    return tf.stop_gradient(
+        _clip(x + steepest_ascent_step(gradient, eps, norm), clip_min, clip_max)
+    )

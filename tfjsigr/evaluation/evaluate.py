@@ -1,0 +1,275 @@
+"""One-model and whole-zoo evaluation: every figure with its attack, parameters, sample size, seed."""
+
+import dataclasses
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from tfjsigr import robustness
+from tfjsigr.attacks import sgd_uap
+from tfjsigr.evaluation import attacks as attacks_lib
+from tfjsigr.evaluation import guards as guards_lib
+from tfjsigr.evaluation import robustness_area as ara_lib
+from tfjsigr.evaluation import saliency as saliency_lib
+from tfjsigr.evaluation import transfer as transfer_lib
+
+UAP_PARAMETERS = {"epochs": 5, "batch_size": 100, "beta": 12.0, "step_size": "eps / 10"}
+
+
+@dataclasses.dataclass
+class EvaluationConfig:
+    """What to run and on how many inputs (the first N of the test set each time).
+
+    Attributes:
+        eps_grid: L-inf radii of the accuracy curves (and UAP).
+        attacks: attacks of the curves (see `attacks.ATTACK_PARAMETERS`: also "mim", "bim",
+            "square", "spsa"); must include "pgd".
+        seed: seed of every random draw.
+        batch_size: inputs per attack batch.
+        square_eps: radii where Square checks PGD (each in eps_grid).
+        square_samples: inputs Square runs on.
+        ara_samples: inputs of the minimum-norm attack (ARA).
+        jacobian_samples: inputs of the exact mean ||J||_F.
+        saliency_samples: inputs of the interpretability scores.
+        transfer_eps: radius of the transfer matrix.
+        uap_samples: training inputs the UAP is crafted on.
+        guards: run the gradient-masking guards.
+    """
+
+    eps_grid: tuple = (0.02, 0.05, 0.1, 0.2, 0.3)
+    attacks: tuple = ("fgsm", "pgd")
+    seed: int = 0
+    batch_size: int = 500
+    square_eps: tuple = (0.1, 0.3)
+    square_samples: int = 200
+    ara_samples: int = 250
+    jacobian_samples: int = 500
+    saliency_samples: int = 100
+    transfer_eps: float = 0.1
+    uap_samples: int = 500
+    guards: bool = True
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """A model's report (JSON-ready) and the arrays the plots need."""
+
+    report: dict
+    artifacts: dict
+
+
+def uap_accuracy(model_fn, x, y, x_craft, y_craft, eps_grid, seed=0):
+    """Accuracy on x of one universal perturbation per eps, crafted by SGD-UAP on x_craft."""
+    records, perturbations = [], {}
+    for eps in tqdm(eps_grid, desc="uap", leave=False):
+        delta = sgd_uap(
+            model_fn,
+            x_craft,
+            y_craft,
+            eps,
+            epochs=UAP_PARAMETERS["epochs"],
+            batch_size=UAP_PARAMETERS["batch_size"],
+            beta=UAP_PARAMETERS["beta"],
+        )
+        perturbations[eps] = np.asarray(delta)[0]
+        x_adv = np.clip(x + perturbations[eps], 0.0, 1.0)
+        records.append(
+            {
+                "attack": "sgd_uap",
+                "eps": float(eps),
+                "accuracy": float(np.mean(attacks_lib.predictions(model_fn, x_adv) == y)),
+                "samples": len(x),
+                "crafted_on": len(x_craft),
+                "seed": int(seed),
+                "parameters": UAP_PARAMETERS,
+            }
+        )
+    return records, perturbations
+
+
+def run_guards(model_fn, x, y, curves, pgd_flags, config):
+    """The three guards and their summary (reliable or not)."""
+    square_x = x[: config.square_samples]
+    black_box, square_flags = guards_lib.black_box_guard(
+        model_fn,
+        square_x,
+        y[: len(square_x)],
+        pgd_flags,
+        config.square_eps,
+        config.seed,
+        config.batch_size,
+    )
+    guards = {
+        "monotone": guards_lib.monotone_guard(curves),
+        "unbounded_pgd": guards_lib.unbounded_guard(model_fn, x, y, config.seed, config.batch_size),
+        "black_box": black_box,
+    }
+    return {**guards, **guards_lib.summarize(guards)}, square_flags
+
+
+def evaluate_model(model, x, y, config=None, x_craft=None, y_craft=None, name="model"):
+    """Clean and robust accuracy, UAP, ARA, exact ||J||_F, guards and interpretability of a model.
+
+    Args:
+        model: a Keras model from images in [0, 1] to logits.
+        x: test inputs (N, H, W, C) float32 in [0, 1].
+        y: integer labels.
+        config: an `EvaluationConfig`.
+        x_craft: inputs to craft the UAP on (default: x itself).
+        y_craft: their labels.
+        name: the model's name in the report.
+
+    Returns:
+        An `Evaluation`.
+    """
+    config = config or EvaluationConfig()
+    if "pgd" not in config.attacks:
+        raise ValueError("config.attacks must include 'pgd' (the guards compare against it)")
+    model_fn = attacks_lib.logits_function(model)
+    y = np.asarray(y, np.int32)
+    num_classes = int(model.output_shape[-1])
+    clean = attacks_lib.predictions(model_fn, x) == y
+    curves, flags = [], {}
+    steps = tqdm(config.attacks, desc=f"{name}: attacks", leave=False)
+    for attack in steps:
+        records, flags[attack] = attacks_lib.accuracy_curve(
+            attack, model_fn, x, y, config.eps_grid, config.seed, config.batch_size
+        )
+        curves.extend(records)
+    x_craft, y_craft = (
+        (x, y)
+        if x_craft is None
+        else (x_craft[: config.uap_samples], y_craft[: config.uap_samples])
+    )
+    uap, perturbations = uap_accuracy(
+        model_fn, x, y, x_craft, y_craft, config.eps_grid, config.seed
+    )
+    ara_x, ara_y = x[: config.ara_samples], y[: config.ara_samples]
+    jacobian_x = x[: config.jacobian_samples]
+    saliency_x, saliency_y = x[: config.saliency_samples], y[: config.saliency_samples]
+    report = {
+        "name": name,
+        "num_classes": num_classes,
+        "samples": len(x),
+        "seed": config.seed,
+        "config": config.to_dict(),
+        "clean_accuracy": {"value": float(clean.mean()), "samples": len(x)},
+        "robust_accuracy": curves,
+        "uap": uap,
+        "ara": ara_lib.ara(model_fn, ara_x, ara_y, num_classes, config.seed, config.batch_size),
+        "jacobian_norm": {
+            "value": robustness.mean_jacobian_norm(model, jacobian_x),
+            "exact": True,
+            "norm": "frobenius",
+            "samples": len(jacobian_x),
+        },
+        "interpretability": saliency_lib.interpretability(
+            model_fn, saliency_x, saliency_y, config.seed
+        ),
+    }
+    square_flags = {}
+    if config.guards:
+        report["guards"], square_flags = run_guards(model_fn, x, y, curves, flags["pgd"], config)
+    artifacts = {
+        "uap": perturbations,
+        "flags": flags,
+        "square_flags": square_flags,
+        "saliency": {
+            m: saliency_lib.saliency(model_fn, x[:8], y[:8], m, config.seed)
+            for m in saliency_lib.METHODS
+        },
+    }
+    example_eps = config.transfer_eps
+    artifacts["adversarial"] = {
+        "eps": example_eps,
+        "x": x[:8],
+        "x_adv": attacks_lib.craft_all("pgd", model_fn, x[:8], y[:8], example_eps, config.seed),
+    }
+    artifacts["adversarial"]["predictions"] = attacks_lib.predictions(
+        model_fn, artifacts["adversarial"]["x_adv"]
+    )
+    return Evaluation(report, artifacts)
+
+
+def find_record(records, attack, eps):
+    """The accuracy of `attack` at `eps` in a list of curve records (None if absent)."""
+    for record in records:
+        if record["attack"] == attack and np.isclose(record["eps"], eps):
+            return record["accuracy"]
+    return None
+
+
+def leaderboard(evaluations, eps=0.1):
+    """Rows sorted by PGD accuracy at eps (unreliable models last), for the zoo report."""
+    rows = []
+    for report in evaluations:
+        guards = report.get("guards", {})
+        rows.append(
+            {
+                "name": report["name"],
+                "clean": report["clean_accuracy"]["value"],
+                "pgd": find_record(report["robust_accuracy"], "pgd", eps),
+                "fgsm": find_record(report["robust_accuracy"], "fgsm", eps),
+                "uap": find_record(report["uap"], "sgd_uap", eps),
+                "ara": report["ara"]["value"],
+                "jacobian_norm": report["jacobian_norm"]["value"],
+                "deletion_auc": report["interpretability"]["methods"]["gradient"]["deletion_auc"],
+                "concentration": report["interpretability"]["methods"]["gradient"][
+                    "concentration_top10"
+                ],
+                "reliable": guards.get("reliable"),
+                "failed_guards": guards.get("failed", []),
+            }
+        )
+    rows.sort(key=lambda r: (r["reliable"] is False, -(r["pgd"] or 0.0)))
+    for rank, row in enumerate(rows, 1):
+        row["rank"] = rank
+    return {"eps": eps, "sorted_by": f"pgd accuracy at eps {eps}; unreliable last", "rows": rows}
+
+
+def evaluate_zoo(models, x, y, config=None, x_craft=None, y_craft=None, extra_sources=None):
+    """`evaluate_model` on every model, the transfer matrix over all pairs and a leaderboard.
+
+    Args:
+        models: {name: Keras model}.
+        x: test inputs.
+        y: labels.
+        config: an `EvaluationConfig`.
+        x_craft: inputs to craft the UAPs on.
+        y_craft: their labels.
+        extra_sources: {name: Keras model} crafting transfer attacks only (not in the zoo).
+
+    Returns:
+        (report dict, {name: Evaluation}).
+    """
+    config = config or EvaluationConfig()
+    evaluations = {}
+    for name, model in tqdm(models.items(), desc="models"):
+        evaluations[name] = evaluate_model(model, x, y, config, x_craft, y_craft, name)
+    model_fns = {name: attacks_lib.logits_function(m) for name, m in models.items()}
+    sources = dict(model_fns)
+    for name, model in (extra_sources or {}).items():
+        sources[name] = attacks_lib.logits_function(model)
+    transfer = transfer_lib.transfer_matrix(
+        model_fns,
+        x,
+        np.asarray(y, np.int32),
+        config.transfer_eps,
+        ("fgsm", "pgd"),
+        config.seed,
+        config.batch_size,
+        sources,
+    )
+    reports = [e.report for e in evaluations.values()]
+    report = {
+        "config": config.to_dict(),
+        "samples": len(x),
+        "seed": config.seed,
+        "models": reports,
+        "transfer": transfer,
+        "leaderboard": leaderboard(reports, config.transfer_eps),
+    }
+    return report, evaluations

@@ -1,0 +1,220 @@
+"""Reports: JSON (atomic), a Markdown summary, and the robustness section of model cards."""
+
+import pathlib
+
+import numpy as np
+
+from tfjsigr.evaluation.evaluate import find_record
+from tfjsigr.zoo.card import write_json_atomic
+
+REPORT_JSON = "report.json"
+REPORT_MARKDOWN = "report.md"
+
+
+def _text_atomic(path, text):
+    path = pathlib.Path(path)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
+def _percent(value):
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def card_section(report, report_path=None):
+    """The `robustness` section of a model card, from one model's report."""
+    guards = report.get("guards", {})
+    return {
+        "reliable": guards.get("reliable"),
+        "failed_guards": guards.get("failed", []),
+        "clean_accuracy": report["clean_accuracy"]["value"],
+        "robust_accuracy": [
+            {k: r[k] for k in ("attack", "eps", "accuracy")} for r in report["robust_accuracy"]
+        ],
+        "uap_accuracy": [{k: r[k] for k in ("eps", "accuracy")} for r in report["uap"]],
+        "ara": report["ara"]["value"],
+        "ara_units": "rmse",
+        "mean_jacobian_frobenius_norm": report["jacobian_norm"]["value"],
+        "interpretability": {
+            m: {k: v[k] for k in ("deletion_auc", "concentration_top10")}
+            for m, v in report["interpretability"]["methods"].items()
+        },
+        "samples": report["samples"],
+        "seed": report["seed"],
+        "report": None if report_path is None else str(report_path),
+        "note": "robustness unreliable: a gradient-masking guard failed"
+        if guards.get("failed")
+        else "all gradient-masking guards passed",
+    }
+
+
+def _table_row(cells):
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _guards_line(guards):
+    def verdict(passed):
+        return "pass" if passed else "FAIL"
+
+    black_box = "; ".join(
+        f"eps {c['eps']}: Square {_percent(c['square_accuracy'])}% vs PGD {_percent(c['pgd_accuracy'])}%"
+        for c in guards["black_box"]["comparisons"]
+    )
+    status = "reliable" if guards["reliable"] else "UNRELIABLE"
+    unbounded = guards["unbounded_pgd"]
+    return (
+        f"Guards: **{status}**. Monotone in eps: {verdict(guards['monotone']['passed'])}; "
+        f"unbounded PGD (eps 1) accuracy {_percent(unbounded['accuracy'])}%: "
+        f"{verdict(unbounded['passed'])}; black-box ({black_box}, "
+        f"n={guards['black_box']['samples']}): {verdict(guards['black_box']['passed'])}."
+    )
+
+
+def _model_section(report):
+    eps_grid = sorted({r["eps"] for r in report["robust_accuracy"]})
+    attacks = sorted({r["attack"] for r in report["robust_accuracy"]})
+    clean = report["clean_accuracy"]
+    lines = [
+        f"### {report['name']}",
+        "",
+        f"Clean accuracy {_percent(clean['value'])}% (n={clean['samples']}, seed {report['seed']}).",
+        "",
+        _table_row(["attack"] + [f"eps {e}" for e in eps_grid]),
+        _table_row(["---"] * (len(eps_grid) + 1)),
+    ]
+    for attack in attacks:
+        accuracies = [_percent(find_record(report["robust_accuracy"], attack, e)) for e in eps_grid]
+        lines.append(_table_row([attack, *accuracies]))
+    uap = [_percent(find_record(report["uap"], "sgd_uap", e)) for e in eps_grid]
+    lines.append(_table_row(["sgd_uap (universal)", *uap]))
+    ara, jacobian = report["ara"], report["jacobian_norm"]
+    lines += [
+        "",
+        (
+            f"ARA {ara['value']:.4f} (RMSE units, DDN minimum-norm attack, n={ara['samples']}, "
+            f"{ara['failures']} failures); mean exact ‖J‖_F {jacobian['value']:.3f} "
+            f"(n={jacobian['samples']})."
+        ),
+    ]
+    if report.get("guards"):
+        lines += ["", _guards_line(report["guards"])]
+    lines += [
+        "",
+        _table_row(["saliency", "deletion AUC (lower: more faithful)", "top-10% concentration"]),
+        _table_row(["---"] * 3),
+    ]
+    for method, v in report["interpretability"]["methods"].items():
+        lines.append(
+            _table_row([method, f"{v['deletion_auc']:.3f}", f"{v['concentration_top10']:.3f}"])
+        )
+    return [*lines, ""]
+
+
+LEADERBOARD_COLUMNS = (
+    "rank",
+    "model",
+    "clean",
+    "PGD",
+    "FGSM",
+    "UAP",
+    "ARA",
+    "mean ‖J‖_F",
+    "deletion AUC",
+    "concentration",
+    "guards",
+)
+
+
+def _leaderboard_lines(board):
+    lines = [
+        f"## Leaderboard (sorted by {board['sorted_by']})",
+        "",
+        _table_row(LEADERBOARD_COLUMNS),
+        _table_row(["---"] * len(LEADERBOARD_COLUMNS)),
+    ]
+    for row in board["rows"]:
+        if row["reliable"] is None:
+            status = "not run"
+        elif row["reliable"]:
+            status = "reliable"
+        else:
+            status = "**unreliable** (" + ", ".join(row["failed_guards"]) + ")"
+        lines.append(
+            _table_row(
+                [
+                    row["rank"],
+                    row["name"],
+                    _percent(row["clean"]),
+                    _percent(row["pgd"]),
+                    _percent(row["fgsm"]),
+                    _percent(row["uap"]),
+                    f"{row['ara']:.4f}",
+                    f"{row['jacobian_norm']:.2f}",
+                    f"{row['deletion_auc']:.3f}",
+                    f"{row['concentration']:.3f}",
+                    status,
+                ]
+            )
+        )
+    note = f"Accuracies in % at eps {board['eps']}; saliency scores of the plain gradient."
+    return [*lines, "", note, ""]
+
+
+def _transfer_lines(name, entry):
+    lines = [
+        (
+            f"## Transfer, {name.upper()} eps {entry['eps']} (rows: source, columns: target; "
+            f"accuracy %, n={entry['samples']}; diagonal = white-box)"
+        ),
+        "",
+        _table_row(["source \\ target", *entry["targets"]]),
+        _table_row(["---"] * (len(entry["targets"]) + 1)),
+    ]
+    for source, row in zip(entry["sources"], entry["accuracy"]):
+        lines.append(_table_row([source, *(_percent(v) for v in row)]))
+    return [*lines, ""]
+
+
+def markdown(report, title="Robustness evaluation"):
+    """A Markdown summary of a report: leaderboard, transfer tables, per-model sections, figures."""
+    config = report["config"]
+    intro = (
+        f"{report['samples']} test images, seed {report['seed']}, L-inf eps grid "
+        f"{list(config['eps_grid'])}, attacks {list(config['attacks'])} (PGD: 20 steps of eps/4 "
+        f"from a random start; FGSM: one step). Square ({config['square_samples']} images) and "
+        f"unbounded PGD guard against gradient masking. Every figure in report.json carries its "
+        f"attack parameters, sample size and seed."
+    )
+    lines = [f"# {title}", "", intro, ""]
+    if report.get("leaderboard"):
+        lines += _leaderboard_lines(report["leaderboard"])
+    for name, entry in (report.get("transfer") or {}).items():
+        lines += _transfer_lines(name, entry)
+    lines += ["## Models", ""]
+    for model_report in report["models"]:
+        lines += _model_section(model_report)
+    figures = report.get("figures", {})
+    if figures:
+        lines += ["## Figures", "", *(f"![{k}]({v})" for k, v in figures.items()), ""]
+    return "\n".join(lines)
+
+
+def write_report(report, out_dir, title="Robustness evaluation"):
+    """Writes report.json and report.md into out_dir (atomically); returns their paths."""
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out_dir / REPORT_JSON, _plain(report))
+    _text_atomic(out_dir / REPORT_MARKDOWN, markdown(report, title))
+    return out_dir / REPORT_JSON, out_dir / REPORT_MARKDOWN
+
+
+def _plain(value):
+    """JSON-ready copy: numpy scalars to Python, tuples to lists."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
