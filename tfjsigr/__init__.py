@@ -5,9 +5,17 @@ import os
 # TensorFlow's C++ start-up chatter buries our output; an explicit setting by the user wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tfjsigr import adversarial_training, attacks, layers, penalties  # noqa: E402
+from tfjsigr import adversarial_training, attacks, ensemble, layers, penalties  # noqa: E402
 from tfjsigr.regularized_model import RegularizedModel  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["RegularizedModel", "adversarial_training", "attacks", "layers", "penalties", "__version__"]
+__all__ = [
+    "RegularizedModel",
+    "adversarial_training",
+    "attacks",
+    "ensemble",
+    "layers",
+    "penalties",
+    "__version__",
+]

@@ -28,6 +28,10 @@ epochs = 4
 train_examples = 4000
 ```
 
+An `[ensemble]` table (`members = 3`, `combine = "logits"` or `"probabilities"`) trains that
+many copies of the architecture jointly as one `tfjsigr.ensemble.Ensemble`. The activation
+may be a Keras name or `"half_huber_relu"` (`tfjsigr.layers.half_huber_relu`).
+
 Every mistake (unknown key, wrong type, unknown data set, architecture or penalty) is a
 one-line `ValueError` naming the file and the key.
 """
@@ -42,8 +46,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+import keras
+
 from tfjsigr import adversarial_training as adversarial_training_lib
-from tfjsigr import architectures
+from tfjsigr import architectures, layers
+from tfjsigr import ensemble as ensemble_lib
 from tfjsigr import penalties as penalties_lib
 from tfjsigr.data import datasets
 
@@ -63,11 +70,15 @@ _TOP_LEVEL = {
     "train_examples": int,
     "eval_examples": int,
     "quick": dict,
+    "ensemble": dict,
 }
 _OPTIMIZER_KEYS = {"name": str, "learning_rate": float, "momentum": float, "weight_decay": float}
 _ADVERSARIAL_KEYS = {"attack": str, "epsilon": float, "steps": int, "step_size": float}
+_ENSEMBLE_KEYS = {"members": int, "combine": str}
+# Activations of tfjsigr that architectures may name in a recipe (Keras' own names work too).
+ACTIVATIONS = {"half_huber_relu": layers.half_huber_relu}
 _QUICK_KEYS = {"epochs": int, "batch_size": int, "train_examples": int, "eval_examples": int}
-_POSITIVE = ("epochs", "batch_size", "train_examples", "eval_examples", "steps")
+_POSITIVE = ("epochs", "batch_size", "train_examples", "eval_examples", "steps", "members")
 _MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
 
 
@@ -91,6 +102,7 @@ class Recipe:
     quick: dict = dataclasses.field(default_factory=dict)
     train_examples: int = None
     eval_examples: int = 1000
+    ensemble: dict = None
     source: str = "<dict>"
 
     def quick_variant(self):
@@ -100,11 +112,18 @@ class Recipe:
         return dataclasses.replace(self, **overrides, quick={})
 
     def build_architecture(self, input_shape, num_classes):
-        """The backbone the recipe names, for data of the given shape."""
+        """The backbone the recipe names (or an `Ensemble` of them), for data of that shape."""
         arguments = {key: value for key, value in self.architecture.items() if key != "name"}
         arguments.setdefault("input_shape", tuple(input_shape))
         arguments.setdefault("num_classes", num_classes)
-        return architectures.get(self.architecture["name"], **arguments)
+        if arguments.get("activation") in ACTIVATIONS:
+            arguments["activation"] = ACTIVATIONS[arguments["activation"]]
+        name = self.architecture["name"]
+        if not self.ensemble:
+            return architectures.get(name, **arguments)
+        members = [architectures.get(name, **arguments) for _ in range(self.ensemble["members"])]
+        combine = self.ensemble.get("combine", "logits")
+        return ensemble_lib.Ensemble(members, combine=combine, name=f"{name}_ensemble")
 
     def build_penalties(self):
         """Fresh penalty objects (every call builds new ones)."""
@@ -180,6 +199,7 @@ def parse_recipe(data, source="<dict>"):
             data["adversarial_training"],
         )
     _check_table(data.get("quick", {}), _QUICK_KEYS, source, "quick.")
+    _check_ensemble(data.get("ensemble"), source)
     optimizer = {"name": "adam", "learning_rate": 1e-3, **data.get("optimizer", {})}
     return Recipe(
         **{k: v for k, v in data.items() if k not in ("penalties", "optimizer")},
@@ -240,6 +260,9 @@ def _check_architecture(table, source):
     for key, value in arguments.items():
         if isinstance(value, list):
             table[key] = tuple(value)
+    activation = table.get("activation")
+    if isinstance(activation, str) and activation not in ACTIVATIONS:
+        _wrap(source, "architecture.activation", keras.activations.get, activation)
 
 
 def _check_penalty(table, index, source):
@@ -248,6 +271,20 @@ def _check_penalty(table, index, source):
         raise ValueError(f"{source}: key '{key}' must be a table, got {type(table).__name__}")  # noqa: TRY004
     _wrap(source, key, penalties_lib.get, dict(table))
     return table
+
+
+def _check_ensemble(table, source):
+    if table is None:
+        return
+    _check_table(table, _ENSEMBLE_KEYS, source, "ensemble.")
+    if "members" not in table:
+        raise ValueError(f"{source}: missing key 'ensemble.members'")
+    combine = table.get("combine", "logits")
+    if combine not in ensemble_lib.COMBINE_MODES:
+        raise ValueError(
+            f"{source}: key 'ensemble.combine': {combine!r} is not one of "
+            f"{list(ensemble_lib.COMBINE_MODES)}"
+        )
 
 
 def _check_optimizer(table, source):

@@ -1,12 +1,21 @@
 import dataclasses
 import pathlib
 
+import keras
 import pytest
 
-from tfjsigr import recipes
+from tfjsigr import layers, recipes
+from tfjsigr.ensemble import Ensemble
 
 RECIPES_DIR = pathlib.Path(__file__).resolve().parents[1] / "zoo" / "recipes"
 DEFAULT_ZOO = ("plain", "igr", "jr", "jsigr", "fgsm_rs", "pgd_at")
+# name: (ensemble members or 0, penalty classes, hidden activation)
+OPT_IN_ZOO = {
+    "ns_jr": (0, ["Jacobian", "NeuronSensitivity"], keras.activations.relu),
+    "lipschitz": (0, ["Lipschitz"], layers.half_huber_relu),
+    "jr_ensemble": (3, ["Jacobian"], keras.activations.relu),
+    "plain_ens": (3, [], keras.activations.relu),
+}
 VALID = """
 dataset = "fashion_mnist"
 epochs = 3
@@ -75,6 +84,16 @@ def test_valid_recipe_builds_its_parts(tmp_path):
             "adversarial_training",
         ),
         (("epochs = 3", "epochs = ["), "malformed TOML"),
+        (("hidden = [8]", "activation = 'swishy'"), "architecture.activation'.*swishy"),
+        (("epochs = 3", "epochs = 3\n[ensemble]\nmembers = 0"), "'ensemble.members' must be >= 1"),
+        (
+            ("epochs = 3", "epochs = 3\n[ensemble]\ncombine = 'mean'"),
+            "missing key 'ensemble.members'",
+        ),
+        (
+            ("epochs = 3", "epochs = 3\n[ensemble]\nmembers = 2\ncombine = 'max'"),
+            "'ensemble.combine': 'max' is not one of",
+        ),
     ],
 )
 def test_invalid_recipes_fail_with_one_line_naming_file_and_key(tmp_path, edit, message):
@@ -87,3 +106,18 @@ def test_invalid_recipes_fail_with_one_line_naming_file_and_key(tmp_path, edit, 
 def test_missing_recipe_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="recipe not found"):
         recipes.load_recipe(tmp_path / "absent.toml")
+
+
+@pytest.mark.parametrize("name", OPT_IN_ZOO)
+def test_opt_in_recipes_are_valid_and_build_their_parts(name):
+    recipe = recipes.load_recipe(RECIPES_DIR / f"{name}.toml")
+    assert recipe.name == name and recipe.quick_variant().epochs < recipe.epochs
+    assert recipes.parse_recipe(recipe.to_dict()) == dataclasses.replace(recipe, source="<dict>")
+    backbone = recipe.build_architecture((28, 28, 1), 10)
+    assert backbone.compute_output_shape((None, 28, 28, 1)) == (None, 10)
+    members, penalties, activation = OPT_IN_ZOO[name]
+    assert [type(p).__name__ for p in recipe.build_penalties()] == penalties
+    if members:
+        assert isinstance(backbone, Ensemble) and len(backbone.members) == members
+        backbone = backbone.members[0]
+    assert backbone.layers[1].activation is activation

@@ -145,6 +145,22 @@ def test_a_zoo_recipe_runs_on_cifar10_with_augmentation(tmp_path):
     assert result.metrics["train_examples"] == 16 and "cifar10" in result.metrics["data"]["train"]
 
 
+@pytest.mark.parametrize("name", ["ns_jr", "lipschitz", "jr_ensemble"])
+def test_opt_in_zoo_recipes_train_save_and_reload(tmp_path, name):
+    data_dir = write_tiny_fashion_mnist(tmp_path)
+    recipe = recipes.load_recipe(RECIPES_DIR / f"{name}.toml")
+    tiny = {**recipe.architecture, "filters": (2, 4), "dense": 8}
+    recipe = dataclasses.replace(recipe, architecture=tiny, epochs=1, batch_size=8, eval_examples=4)
+    result = training.train(recipe, tmp_path / "run", data_dir=data_dir, verbose=0)
+    assert np.isfinite(result.history["loss"][-1]) and result.metrics["mean_jacobian_norm"] > 0
+    reloaded = keras.saving.load_model(tmp_path / "run" / training.MODEL_FILE)
+    np.testing.assert_allclose(
+        reloaded.predict(result.eval_images, verbose=0),
+        result.model.predict(result.eval_images, verbose=0),
+        atol=1e-6,
+    )
+
+
 def free_ports(count):
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:

@@ -7,6 +7,7 @@ from tfjsigr.cli import training_commands  # noqa: E402,F401
 from tfjsigr.cli import zoo_commands  # noqa: E402,F401
 from tfjsigr.cli import evaluation_commands  # noqa: E402,F401
 from tfjsigr.cli import serving_commands  # noqa: E402,F401
+from tfjsigr.cli import explain_commands  # noqa: E402,F401
 
 
 def main():

@@ -1,0 +1,79 @@
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import tfjsigr
+from tfjsigr.architectures import small_cnn
+from tfjsigr.cli import cli
+
+SHAPE = (16, 16, 1)
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def assert_one_line_error(result, expected):
+    lines = result.output.strip().splitlines()
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and expected in lines[0], (
+        result.output
+    )
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A saved tiny RegularizedModel (3 classes, 16x16 gray), a PNG and an NPY image."""
+    folder = tmp_path_factory.mktemp("explain")
+    keras.utils.set_random_seed(0)
+    model = tfjsigr.RegularizedModel(
+        small_cnn(input_shape=SHAPE, num_classes=3, filters=(2, 4), dense=8)
+    )
+    model.save(folder / "model.keras")
+    pixels = np.random.default_rng(0).uniform(size=SHAPE).astype(np.float32)
+    Image.fromarray((pixels[..., 0] * 255).astype(np.uint8)).save(folder / "image.png")
+    np.save(folder / "image.npy", pixels)
+    return folder
+
+
+@pytest.mark.parametrize("image", ["image.png", "image.npy"])
+def test_explain_writes_the_grid_and_reports_each_target(files, tmp_path, image):
+    out = tmp_path / "grid.png"
+    result = run("explain", files / "model.keras", files / image, "--target", 2,
+                 "--rho", 0.05, "--steps", 4, "--out", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert "target 2: probability" in result.output and "target 0" not in result.output
+
+
+def test_explain_accepts_a_model_folder_and_defaults_to_every_class(files, tmp_path):
+    result = run("explain", files, files / "image.npy", "--steps", 2, "--out", tmp_path / "g.png")
+    assert result.exit_code == 0, result.output
+    assert all(f"target {k}:" in result.output for k in range(3))
+
+
+def test_explain_bad_input(files, tmp_path):
+    corrupt = tmp_path / "corrupt.keras"
+    corrupt.write_bytes(b"not a zip")
+    wrong_shape = tmp_path / "wide.npy"
+    np.save(wrong_shape, np.zeros((16, 20), np.float32))
+    out_of_range = tmp_path / "bright.npy"
+    np.save(out_of_range, np.full(SHAPE, 2.0, np.float32))
+    not_png = tmp_path / "text.png"
+    not_png.write_text("hello")
+    model, image = files / "model.keras", files / "image.npy"
+    cases = [
+        ((tmp_path / "absent.keras", image), "model not found"),
+        ((model, tmp_path / "absent.png"), "image not found"),
+        ((corrupt, image), "not a loadable Keras model"),
+        ((model, wrong_shape), "does not fit the model's input (16, 16, 1)"),
+        ((model, out_of_range), "pixel values must be in [0, 1]"),
+        ((model, not_png), "not a readable PNG image"),
+        ((model, image, "--target", 3), "targets must be classes in [0, 2]"),
+        ((model, image, "--rho", -1), "rho must be > 0"),
+    ]
+    for arguments, expected in cases:
+        assert_one_line_error(run("explain", *arguments, "--out", tmp_path / "x.png"), expected)
