@@ -39,6 +39,7 @@ def variants():
         "jr_exact_batch_jacobian": {"naive_exact_jacobian": True},
         "sigr": {"penalties": [SelectiveInputGradient(20.0)]},
         "jsigr": {"penalties": [JSIGR(0.05, 20.0)]},
+        "jsigr_perturbation_mask": {"penalties": [JSIGR(0.05, 20.0, mask="perturbation")]},
         "neuron_sensitivity": {"penalties": [NeuronSensitivity(1.0)]},
         "neuron_sensitivity+jr_1": {"penalties": [NeuronSensitivity(1.0), Jacobian(0.05)]},
         "lipschitz": {"penalties": [Lipschitz()]},
