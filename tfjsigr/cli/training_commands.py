@@ -164,11 +164,12 @@ def load_keras_model(path):
 
 
 def parity_images(recipe, data_dir):
-    """Test images of the recipe's data set for the export's parity checks."""
+    """Up to 1,000 test images of the recipe's data set for the export's parity checks."""
     from tfjsigr import data
+    from tfjsigr.zoo.export import MAX_PARITY_IMAGES
 
     dataset = recipe.get("dataset", "fashion_mnist")
-    count = recipe.get("eval_examples") or 1000
+    count = MAX_PARITY_IMAGES
     with user_errors():
         images, _, description = data.load_dataset(dataset, "test", data_dir=data_dir)
     return images[:count], {"test": description}

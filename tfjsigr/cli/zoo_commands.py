@@ -12,6 +12,7 @@ from tfjsigr.cli.training_commands import (
     DEFAULT_RUNS_DIR,
     DEFAULT_ZOO_DIR,
     export_to_zoo,
+    parity_images,
     load_recipe_for_cli,
     one_line,
     user_errors,
@@ -110,15 +111,8 @@ def build_entry(recipe, quick, zoo_dir, runs_dir, data_dir, source):
             verbose=2,
         )
     metrics = {**result.metrics, "quick": quick}
-    export_to_zoo(
-        result.model,
-        zoo_dir,
-        recipe.name,
-        recipe.to_dict(),
-        metrics,
-        result.eval_images,
-        metrics["data"],
-    )
+    images, _ = parity_images(recipe.to_dict(), data_dir)
+    export_to_zoo(result.model, zoo_dir, recipe.name, recipe.to_dict(), metrics, images, metrics["data"])
     return {"model": recipe.name, **metrics}
 
 
