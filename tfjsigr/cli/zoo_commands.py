@@ -12,9 +12,9 @@ from tfjsigr.cli.training_commands import (
     DEFAULT_RUNS_DIR,
     DEFAULT_ZOO_DIR,
     export_to_zoo,
-    parity_images,
     load_recipe_for_cli,
     one_line,
+    parity_images,
     user_errors,
 )
 
