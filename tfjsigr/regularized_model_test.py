@@ -85,6 +85,9 @@ class SubclassedBackbone(keras.Model):
         self.flatten = keras.layers.Flatten()
         self.dense = keras.layers.Dense(classes)
 
+    def build(self, input_shape):
+        self.dense.build((None, int(np.prod(input_shape[1:]))))
+
     def call(self, inputs):
         return self.dense(self.flatten(inputs))
 
