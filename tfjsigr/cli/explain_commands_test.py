@@ -1,27 +1,13 @@
 import keras
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 import tfjsigr
 from tfjsigr.architectures import small_cnn
-from tfjsigr.cli import cli
+from tfjsigr.cli.testing import assert_one_line_error, run
 
 SHAPE = (16, 16, 1)
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def assert_one_line_error(result, expected):
-    lines = result.output.strip().splitlines()
-    assert result.exit_code != 0 and isinstance(result.exception, SystemExit), result.output
-    assert "Traceback" not in result.output
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and expected in lines[0], (
-        result.output
-    )
 
 
 @pytest.fixture(scope="module")
@@ -76,4 +62,6 @@ def test_explain_bad_input(files, tmp_path):
         ((model, image, "--rho", -1), "rho must be > 0"),
     ]
     for arguments, expected in cases:
-        assert_one_line_error(run("explain", *arguments, "--out", tmp_path / "x.png"), expected)
+        assert_one_line_error(
+            run("explain", *arguments, "--out", tmp_path / "x.png"), expected, only_line=True
+        )

@@ -2,17 +2,11 @@
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from tfjsigr.cli import serving_commands  # noqa: F401 - registers the commands
-from tfjsigr.cli.group import cli
+from tfjsigr.cli.testing import run
 from tfjsigr.data.fashion_mnist import CLASS_NAMES
 from tfjsigr.serving import create_app, testing
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def assert_user_error(result, message):

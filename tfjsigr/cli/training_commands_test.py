@@ -7,9 +7,8 @@ import time
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from tfjsigr.cli import cli
+from tfjsigr.cli.testing import assert_one_line_error, run
 
 CLI_SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "cli.py"
 RECIPE = """
@@ -21,20 +20,6 @@ batch_size = 8
 name = "mlp"
 hidden = [4]
 """
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def assert_one_line_error(result, expected):
-    """Nonzero exit, no traceback, and the error as the single last line (after any progress)."""
-    lines = result.output.strip().splitlines()
-    assert result.exit_code != 0 and isinstance(result.exception, SystemExit), result.output
-    assert "Traceback" not in result.output
-    errors = [line for line in lines if line.startswith("Error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0], result.output
-    assert expected in errors[0]
 
 
 @pytest.fixture

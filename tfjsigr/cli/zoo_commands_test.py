@@ -3,10 +3,8 @@ import pathlib
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from tfjsigr.cli import cli
-from tfjsigr.cli.training_commands_test import assert_one_line_error
+from tfjsigr.cli.testing import assert_one_line_error, run
 
 TINY = """
 dataset = "fashion_mnist"
@@ -26,10 +24,6 @@ weight = 0.1
 epochs = 1
 train_examples = 16
 """
-
-
-def run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 @pytest.fixture
