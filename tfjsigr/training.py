@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from tfjsigr import data as data_lib
 from tfjsigr import robustness
+from tfjsigr.atomic_backup_and_restore import AtomicBackupAndRestore, checkpointed_epoch
 from tfjsigr.recipes import build_optimizer
 from tfjsigr.regularized_model import RegularizedModel
 from tfjsigr.zoo.card import write_json_atomic
@@ -160,8 +161,8 @@ def train(
     resumed_from = 0
     if run_dir is not None:
         backup = _prepare_run_dir(pathlib.Path(run_dir), recipe, is_chief, worker)
-        resumed_from = _checkpointed_epoch(backup)
-        all_callbacks.append(keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True))
+        resumed_from = checkpointed_epoch(backup)
+        all_callbacks.append(AtomicBackupAndRestore(backup))
     print(
         f"training {recipe.name}: {described['train']}, {recipe.epochs} epochs, batch {recipe.batch_size}"
         + (f", resuming after epoch {resumed_from}" if resumed_from else "")
@@ -201,14 +202,6 @@ def _prepare_run_dir(run_dir, recipe, is_chief, worker):
         return run_dir / BACKUP_DIR
     # Each worker keeps its own copy of the (identical) state: no two write one file.
     return run_dir / f"{BACKUP_DIR}-worker-{worker}"
-
-
-def _checkpointed_epoch(backup):
-    """The number of epochs a checkpoint holds (0 without one)."""
-    try:
-        return int(json.loads((backup / "training_metadata.json").read_text())["epoch"])
-    except (FileNotFoundError, ValueError, KeyError):
-        return 0
 
 
 def _discard_backup_of_another_recipe(run_dir, recipe):

@@ -1,0 +1,86 @@
+"""`AtomicBackupAndRestore`: Keras' `BackupAndRestore` with checkpoints a kill cannot corrupt."""
+
+import json
+import os
+import pathlib
+import uuid
+
+import keras
+
+from tfjsigr.zoo.card import write_json_atomic
+
+METADATA_FILE = "training_metadata.json"
+WEIGHTS_SUFFIX = ".weights.h5"
+
+
+def checkpointed_epoch(backup_dir):
+    """The number of completed epochs a backup folder holds (0 without a checkpoint)."""
+    try:
+        return int(json.loads((pathlib.Path(backup_dir) / METADATA_FILE).read_text())["epoch"])
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return 0
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Backs up the training state so that a run killed at any instant resumes cleanly.
+
+    Keras' `BackupAndRestore` rewrites `latest.weights.h5` in place, so a kill during the write
+    leaves a truncated HDF5 file that cannot be loaded (and its `.bkp` copy is made the same
+    way). Here every checkpoint is written under a fresh name and renamed into place, and only
+    then does `training_metadata.json` (itself replaced atomically) point to it; older weight
+    files are removed after that. The metadata therefore always names complete weights of the
+    epoch it records, whenever the process dies.
+
+    Args:
+        backup_dir: folder of the checkpoint (created on the first save).
+        save_freq: "epoch", or a number of batches between checkpoints.
+        delete_checkpoint: remove the folder when training ends normally.
+    """
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+        super().__init__(str(backup_dir), save_freq=save_freq, delete_checkpoint=delete_checkpoint)
+        self.backup_path = pathlib.Path(backup_dir)
+
+    def on_train_begin(self, logs=None):
+        self._load_model()
+
+    def _load_model(self):
+        metadata_path = self.backup_path / METADATA_FILE
+        if not metadata_path.exists():
+            return
+        try:
+            metadata = json.loads(metadata_path.read_text())
+            weights = self.backup_path / metadata["weights"]
+            epoch = int(metadata["epoch"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"unreadable checkpoint {metadata_path} ({error}); delete it to start over") from None
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        try:
+            self.model.load_weights(weights)
+        except Exception as error:  # h5py raises RuntimeError, OSError or KeyError on bad files.
+            raise ValueError(
+                f"checkpoint {weights} cannot be loaded ({type(error).__name__}: {error}); "
+                f"delete {self.backup_path} to start over"
+            ) from None
+        self.model._initial_epoch = epoch
+
+    def _save_model(self):
+        self.backup_path.mkdir(parents=True, exist_ok=True)
+        name = f"epoch-{self._current_epoch}-batch-{self._last_batch_seen}{WEIGHTS_SUFFIX}"
+        partial = self.backup_path / f".partial-{uuid.uuid4().hex}{WEIGHTS_SUFFIX}"
+        try:
+            self.model.save_weights(filepath=partial, overwrite=True)
+            with open(partial, "rb") as written:
+                os.fsync(written.fileno())
+            os.replace(partial, self.backup_path / name)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        write_json_atomic(
+            self.backup_path / METADATA_FILE,
+            {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name},
+        )
+        for stale in self.backup_path.glob(f"*{WEIGHTS_SUFFIX}"):
+            if stale.name != name:
+                stale.unlink(missing_ok=True)
