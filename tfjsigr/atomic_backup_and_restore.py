@@ -58,7 +58,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             self.model.optimizer.build(self.model.trainable_variables)
         try:
             self.model.load_weights(weights)
-        except Exception as error:  # h5py raises RuntimeError, OSError or KeyError on bad files.
+        except (RuntimeError, OSError, KeyError, ValueError) as error:  # What h5py raises on bad files.
             raise ValueError(
                 f"checkpoint {weights} cannot be loaded ({type(error).__name__}: {error}); "
                 f"delete {self.backup_path} to start over"
