@@ -5,25 +5,13 @@ import time
 
 import click
 
+from tfjsigr.cli.errors import MODEL_FILE, load_keras_model
 from tfjsigr.cli.group import cli, zoo
-
-MODEL_FILE = "model.keras"
 
 
 def _load(path):
-    """A Keras model from a .keras file or a zoo entry directory; the backbone if wrapped."""
-    import keras
-
-    import tfjsigr  # noqa: F401  (registers the serializable classes)
-
-    path = pathlib.Path(path)
-    file = path / MODEL_FILE if path.is_dir() else path
-    if not file.is_file() or file.suffix != ".keras":
-        raise click.ClickException(f"{path}: not a .keras file or a zoo entry with {MODEL_FILE}")
-    try:
-        model = keras.saving.load_model(file)
-    except Exception as error:  # noqa: BLE001  (any load failure is the user's file)
-        raise click.ClickException(f"{file}: cannot load the model ({error})") from None
+    """The backbone of a saved model (.keras file or zoo entry directory)."""
+    model = load_keras_model(path)
     return getattr(model, "model", model)
 
 

@@ -5,8 +5,8 @@ import pathlib
 import click
 import numpy as np
 
+from tfjsigr.cli.errors import load_keras_model, resolve_model_path, user_errors
 from tfjsigr.cli.group import cli
-from tfjsigr.cli.training_commands import load_keras_model, resolve_model_path, user_errors
 
 
 @cli.command()

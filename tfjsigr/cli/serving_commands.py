@@ -1,6 +1,5 @@
 """`tfjsigr serving config|check`, `tfjsigr serve` and `tfjsigr predict`: serving the zoo."""
 
-import contextlib
 import ipaddress
 import pathlib
 import re
@@ -9,6 +8,7 @@ import urllib.parse
 import click
 import numpy as np
 
+from tfjsigr.cli.errors import user_errors
 from tfjsigr.cli.group import cli
 
 DEFAULT_ZOO_DIR = "zoo"
@@ -17,16 +17,6 @@ _MODEL_URL = re.compile(
     r"\A/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
     r"(?::predict)?/?\Z"
 )
-
-
-@contextlib.contextmanager
-def _user_errors():
-    from tfjsigr.serving import ServingError
-
-    try:
-        yield
-    except (ValueError, OSError, ServingError) as error:
-        raise click.ClickException(" ".join(str(error).split()) or type(error).__name__) from None
 
 
 @cli.group()
@@ -52,7 +42,7 @@ def serving_config(zoo, out, base_path):
     from tfjsigr.serving import config as config_lib
     from tfjsigr.serving import versions as versions_lib
 
-    with _user_errors():
+    with user_errors():
         models = versions_lib.list_models(zoo)
         written = config_lib.write_serving_config(zoo, out, base_path_root=base_path)
     if not models:
@@ -68,7 +58,7 @@ def serving_check(config):
     """Validate a models.config (ModelServerConfig text proto) as TF Serving parses it."""
     from tfjsigr.serving import config as config_lib
 
-    with _user_errors():
+    with user_errors():
         parsed = config_lib.load_model_server_config(config)
     names = [entry.name for entry in parsed.model_config_list.config]
     click.echo(f"{config}: valid, {len(names)} model(s): {', '.join(names) or '-'}")
@@ -102,7 +92,7 @@ def serve(zoo, host, port, backend, poll_seconds, max_body_mb, access_log):
     from tfjsigr.serving import server as server_lib
     from tfjsigr.serving import versions as versions_lib
 
-    with _user_errors():
+    with user_errors():
         models = versions_lib.list_models(zoo)
     if not models:
         raise click.ClickException(f"{zoo} has no SavedModel versions to serve")
@@ -188,7 +178,7 @@ def predict(url, images):
     from tfjsigr.serving import Client
 
     base, name, version, label = _parse_model_url(url)
-    with _user_errors(), Client(base) as client:
+    with user_errors(), Client(base) as client:
         shape = _input_shape(client.metadata(name, version, label))
         batches = [(path, read_images(path, shape)) for path in images]
         batch = np.concatenate([b for _, b in batches])

@@ -1,33 +1,17 @@
 """`tfjsigr train` and `tfjsigr export`: one recipe into a run folder, a run into the zoo."""
 
-import contextlib
 import json
 import pathlib
 
 import click
 
+from tfjsigr.cli.errors import load_keras_model, one_line, resolve_model_path, user_errors
 from tfjsigr.cli.group import cli
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
 DATA_SOURCES = ("auto", "full", "tfds", "sample")
 DEFAULT_RUNS_DIR = pathlib.Path("runs")
 DEFAULT_ZOO_DIR = pathlib.Path("zoo")
-
-
-@contextlib.contextmanager
-def user_errors():
-    """Turns the errors a user can cause (bad file, recipe, data, NaN) into one-line click errors."""
-    from tfjsigr.training import TrainingDiverged
-
-    try:
-        yield
-    except (ValueError, FileNotFoundError, NotADirectoryError, TrainingDiverged) as error:
-        raise click.ClickException(one_line(error)) from None
-
-
-def one_line(error):
-    """The message of an exception on a single line."""
-    return " ".join((str(error).strip() or type(error).__name__).split())
 
 
 def load_recipe_for_cli(path, quick=False):
@@ -130,15 +114,6 @@ def export(model, zoo_dir, name, data_dir):
     click.echo(f"exported {entry}")
 
 
-def resolve_model_path(model):
-    """(run folder, model.keras path) from a run folder or a .keras file; click error if absent."""
-    path = pathlib.Path(model)
-    model_file = path / "model.keras" if path.is_dir() else path
-    if not model_file.is_file():
-        raise click.ClickException(f"model not found: {model_file}")
-    return model_file.parent, model_file
-
-
 def read_json_if_present(path):
     """A run's JSON side file as a dict ({} when absent); click error when corrupt."""
     if not path.is_file():
@@ -147,20 +122,6 @@ def read_json_if_present(path):
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise click.ClickException(f"{path}: corrupt JSON ({one_line(error)})") from None
-
-
-def load_keras_model(path):
-    """A saved Keras model; a one-line click error when the file is not a loadable model."""
-    import keras
-
-    import tfjsigr  # noqa: F401  (registers RegularizedModel and the penalties for loading)
-
-    try:
-        return keras.saving.load_model(path)
-    except Exception as error:  # noqa: BLE001 (Keras raises many types for corrupt archives)
-        raise click.ClickException(
-            f"{path}: not a loadable Keras model ({one_line(error)[:200]})"
-        ) from None
 
 
 def parity_images(recipe, data_dir):

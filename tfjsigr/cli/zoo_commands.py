@@ -6,6 +6,7 @@ import click
 from tqdm import tqdm
 
 import tfjsigr
+from tfjsigr.cli.errors import one_line, user_errors
 from tfjsigr.cli.group import zoo
 from tfjsigr.cli.training_commands import (
     DATA_SOURCES,
@@ -13,9 +14,7 @@ from tfjsigr.cli.training_commands import (
     DEFAULT_ZOO_DIR,
     export_to_zoo,
     load_recipe_for_cli,
-    one_line,
     parity_images,
-    user_errors,
 )
 
 DEFAULT_ZOO = ("plain", "igr", "jr", "jsigr", "fgsm_rs", "pgd_at")
