@@ -14,11 +14,32 @@ WEIGHTS_SUFFIX = ".weights.h5"
 
 
 def checkpointed_epoch(backup_dir):
-    """The number of completed epochs a backup folder holds (0 without a checkpoint)."""
+    """The number of completed epochs a backup folder holds (0 without a checkpoint).
+
+    Raises:
+        ValueError: the checkpoint's metadata is unreadable (naming the file).
+    """
+    metadata = read_metadata(backup_dir)
+    return 0 if metadata is None else metadata["epoch"]
+
+
+def read_metadata(backup_dir):
+    """A checkpoint's metadata {"epoch", "weights", ...}, or None without a checkpoint.
+
+    Raises:
+        ValueError: the metadata file is unreadable or incomplete (naming the file).
+    """
+    path = pathlib.Path(backup_dir) / METADATA_FILE
     try:
-        return int(json.loads((pathlib.Path(backup_dir) / METADATA_FILE).read_text())["epoch"])
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
-        return 0
+        metadata = json.loads(path.read_text())
+        return {**metadata, "epoch": int(metadata["epoch"]), "weights": str(metadata["weights"])}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(
+            f"unreadable checkpoint {path} ({type(error).__name__}: {error}); "
+            f"delete {path.parent} to start over"
+        ) from None
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -45,15 +66,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self._load_model()
 
     def _load_model(self):
-        metadata_path = self.backup_path / METADATA_FILE
-        if not metadata_path.exists():
+        metadata = read_metadata(self.backup_path)
+        if metadata is None:
             return
-        try:
-            metadata = json.loads(metadata_path.read_text())
-            weights = self.backup_path / metadata["weights"]
-            epoch = int(metadata["epoch"])
-        except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"unreadable checkpoint {metadata_path} ({error}); delete it to start over") from None
+        weights, epoch = self.backup_path / metadata["weights"], metadata["epoch"]
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
         try:

@@ -15,6 +15,10 @@ DEFAULT_STEPS = 35
 TOTAL_STEP_FACTOR = 5.0  # The steps' RMS lengths add up to 5 rho (SPEC.md).
 
 
+class NonFiniteOutputs(ValueError):
+    """The model's outputs are NaN or infinite (typically: corrupt weights)."""
+
+
 def rms(delta):
     """Per-example root mean square over every axis but the first: [N, ...] -> [N]."""
     delta = tf.convert_to_tensor(delta, tf.float32)
@@ -40,14 +44,14 @@ def adversarial_explanation(model, images, target_class, rho=DEFAULT_RHO, steps=
 
     Raises:
         ValueError: bad rho, steps, images or target classes (not in [0, classes)).
+        NonFiniteOutputs: the model's outputs on the images are NaN or infinite.
     """
     x, single = _as_batch(images)
-    if not rho > 0:
-        raise ValueError(f"rho must be > 0, got {rho}")
+    _check_rho(rho)
     if int(steps) != steps or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps}")
     targets = _targets(target_class, len(x))
-    classes = int(model(x[:1], training=False).shape[-1])
+    classes = _probabilities(model, x).shape[-1]
     if targets.min() < 0 or targets.max() >= classes:
         raise ValueError(f"target classes must be in [0, {classes - 1}], got {target_class!r}")
     explanation = _descend(model, tf.constant(x), tf.constant(targets), float(rho), int(steps))
@@ -75,6 +79,11 @@ def _descend(model, x, targets, rho, steps):
         delta = delta * tf.reshape(scale, shape)
         delta = tf.clip_by_value(x + delta, 0.0, 1.0) - x
     return x + delta
+
+
+def _check_rho(rho):
+    if not 0 < rho < float("inf"):
+        raise ValueError(f"rho must be finite and > 0, got {rho}")
 
 
 def _as_batch(images):
@@ -107,7 +116,7 @@ def explanation_grid(model, image, rho=DEFAULT_RHO, path="explanations.png", tar
         model: a Keras model mapping images in [0, 1] to logits.
         image: one image [H, W, C] in [0, 1].
         rho: the RMS bound.
-        path: the PNG file to write (its folder is created).
+        path: the PNG file to write (its folder is created), as named: no suffix is added.
         targets: the target classes (default: every class).
         class_names: optional names of the classes, for the titles.
         steps: descent steps.
@@ -117,10 +126,12 @@ def explanation_grid(model, image, rho=DEFAULT_RHO, path="explanations.png", tar
 
     Raises:
         ValueError: bad image, rho or targets.
+        NonFiniteOutputs: the model's outputs are NaN or infinite.
     """
     x, single = _as_batch(image)
     if not single:
         raise ValueError(f"explanation_grid takes one image [H, W, C], got shape {np.shape(image)}")
+    _check_rho(rho)
     probabilities = _probabilities(model, x)[0]
     classes = len(probabilities)
     targets = list(range(classes)) if targets is None else [int(t) for t in targets]
@@ -139,7 +150,13 @@ def explanation_grid(model, image, rho=DEFAULT_RHO, path="explanations.png", tar
 
 
 def _probabilities(model, x):
-    return tf.nn.softmax(tf.cast(model(tf.constant(x), training=False), tf.float32)).numpy()
+    logits = tf.cast(model(tf.constant(x), training=False), tf.float32)
+    probabilities = tf.nn.softmax(logits).numpy()
+    if not np.all(np.isfinite(probabilities)):
+        raise NonFiniteOutputs(
+            "the model's outputs are NaN or infinite on the image (are its weights corrupt?)"
+        )
+    return probabilities
 
 
 def _plot(original, title, explanations, targets, figures, names, rho, path):
@@ -167,7 +184,7 @@ def _plot(original, title, explanations, targets, figures, names, rho, path):
         axes[1, column].axis("off")
     fig.colorbar(shown, ax=axes[1, :].tolist(), shrink=0.8, label="explanation - original")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")  # At `path` exactly, whatever its suffix.
     plt.close(fig)
 
 

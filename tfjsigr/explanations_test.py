@@ -53,6 +53,7 @@ def test_single_image_in_single_image_out(trained):
     "kwargs",
     [
         {"rho": 0.0},
+        {"rho": float("inf")},
         {"steps": 0},
         {"target_class": [1, 2]},
         {"target_class": 1.5},
@@ -60,7 +61,7 @@ def test_single_image_in_single_image_out(trained):
         {"images": np.full((2, 28, 28, 1), 1.5, np.float32)},
         {"images": "bad"},
     ],
-    ids=["rho", "steps", "target-count", "target-type", "target-range", "pixels", "images"],
+    ids=["rho", "rho-inf", "steps", "target-count", "target-type", "target-range", "pixels", "images"],
 )
 def test_bad_arguments_raise_value_error(trained, kwargs):
     model, x, _ = trained
@@ -78,3 +79,21 @@ def test_explanation_grid_writes_a_png_with_one_column_per_target(trained, tmp_p
     assert explained.shape == (2, *x[0].shape) and figures.shape == (2, 2)
     with pytest.raises(ValueError):
         explanations.explanation_grid(model, x[0], 0.1, tmp_path / "bad.png", targets=[10])
+
+
+def test_a_model_with_nan_outputs_is_refused(tmp_path):
+    model = testing.tiny_cnn()
+    model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
+    image = np.full((16, 16, 1), 0.5, np.float32)
+    with pytest.raises(explanations.NonFiniteOutputs):
+        explanations.adversarial_explanation(model, image, 1, steps=1)
+    with pytest.raises(explanations.NonFiniteOutputs):
+        explanations.explanation_grid(model, image, 0.1, tmp_path / "grid.png", steps=1)
+    assert not (tmp_path / "grid.png").exists()
+
+
+def test_explanation_grid_writes_exactly_the_path_it_is_given(tmp_path):
+    image = np.full((16, 16, 1), 0.5, np.float32)
+    path, _, _ = explanations.explanation_grid(testing.tiny_cnn(), image, 0.1, tmp_path / "grid", steps=1)
+    assert path == tmp_path / "grid"
+    assert path.read_bytes()[:4] == b"\x89PNG"

@@ -32,13 +32,15 @@ An `[ensemble]` table (`members = 3`, `combine = "logits"` or `"probabilities"`)
 many copies of the architecture jointly as one `tfjsigr.ensemble.Ensemble`. The activation
 may be a Keras name or `"half_huber_relu"` (`tfjsigr.layers.half_huber_relu`).
 
-Every mistake (unknown key, wrong type, unknown data set, architecture or penalty) is a
-one-line `ValueError` naming the file and the key.
+Every mistake (unknown key, wrong type, a number out of range or not finite, an invalid name,
+unknown data set, architecture or penalty) is a one-line `ValueError` naming the file and the key.
 """
 
 import copy
 import dataclasses
+import math
 import pathlib
+import re
 import sys
 
 if sys.version_info >= (3, 11):
@@ -79,7 +81,20 @@ _ENSEMBLE_KEYS = {"members": int, "combine": str}
 ACTIVATIONS = {"half_huber_relu": layers.half_huber_relu}
 _QUICK_KEYS = {"epochs": int, "batch_size": int, "train_examples": int, "eval_examples": int}
 _POSITIVE = ("epochs", "batch_size", "train_examples", "eval_examples", "steps", "members")
+# Ranges of the other numbers, by full key: (test, what the error says the value must be).
+_RANGES = {
+    "seed": (lambda value: 0 <= value < 2**32, "in [0, 2**32)"),
+    "optimizer.learning_rate": (lambda value: value > 0, "> 0"),
+    "optimizer.momentum": (lambda value: 0 <= value < 1, "in [0, 1)"),
+    "optimizer.weight_decay": (lambda value: value >= 0, ">= 0"),
+    "adversarial_training.epsilon": (lambda value: value > 0, "> 0"),
+    "adversarial_training.step_size": (lambda value: value > 0, "> 0"),
+}
 _MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
+# The name becomes a folder (runs/<name>, zoo/<name>) and a Keras scope name.
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# Set by the data set, never by the recipe.
+_DATASET_ARGUMENTS = ("input_shape", "num_classes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +127,18 @@ class Recipe:
         return dataclasses.replace(self, **overrides, quick={})
 
     def build_architecture(self, input_shape, num_classes):
-        """The backbone the recipe names (or an `Ensemble` of them), for data of that shape."""
+        """The backbone the recipe names (or an `Ensemble` of them), for data of that shape.
+
+        Args:
+            input_shape: (H, W, C) of the data set's images.
+            num_classes: number of classes of the data set.
+
+        Returns:
+            A `keras.Model` (an `Ensemble` when the recipe has an `[ensemble]` table).
+
+        Raises:
+            ValueError: the `[architecture]` arguments do not build (naming the recipe file).
+        """
         arguments = {key: value for key, value in self.architecture.items() if key != "name"}
         arguments.setdefault("input_shape", tuple(input_shape))
         arguments.setdefault("num_classes", num_classes)
@@ -120,10 +146,20 @@ class Recipe:
             arguments["activation"] = ACTIVATIONS[arguments["activation"]]
         name = self.architecture["name"]
         if not self.ensemble:
-            return architectures.get(name, **arguments)
-        members = [architectures.get(name, **arguments) for _ in range(self.ensemble["members"])]
+            return self._build_backbone(name, arguments)
+        members = [self._build_backbone(name, arguments) for _ in range(self.ensemble["members"])]
         combine = self.ensemble.get("combine", "logits")
         return ensemble_lib.Ensemble(members, combine=combine, name=f"{name}_ensemble")
+
+    def _build_backbone(self, name, arguments):
+        try:
+            return architectures.get(name, **arguments)
+        except Exception as error:  # noqa: BLE001 (Keras raises many types for bad layer arguments)
+            reason = " ".join(str(error).split())[:300] or type(error).__name__
+            raise ValueError(
+                f"{self.source}: [architecture] {name!r} cannot be built from its arguments "
+                f"({type(error).__name__}: {reason})"
+            ) from None
 
     def build_penalties(self):
         """Fresh penalty objects (every call builds new ones)."""
@@ -181,9 +217,11 @@ def parse_recipe(data, source="<dict>"):
     """
     data = copy.deepcopy(data)
     _check_table(data, _TOP_LEVEL, source, "")
-    for required in ("dataset", "architecture"):
+    for required in ("name", "dataset", "architecture"):
         if required not in data:
             raise ValueError(f"{source}: missing key '{required}'")
+    _check_name(data["name"], source)
+    _check_finite(data, source, "")
     _wrap(source, "dataset", datasets.get_spec, data["dataset"])
     _check_architecture(data["architecture"], source)
     penalties = tuple(_check_penalty(p, i, source) for i, p in enumerate(data.get("penalties", [])))
@@ -216,6 +254,29 @@ def _check_table(table, schema, source, prefix):
         _check_type(value, schema[key], source, f"{prefix}{key}")
         if key in _POSITIVE and value < 1:
             raise ValueError(f"{source}: key '{prefix}{key}' must be >= 1, got {value}")
+        in_range, allowed = _RANGES.get(f"{prefix}{key}", (None, None))
+        if in_range is not None and not in_range(value):
+            raise ValueError(f"{source}: key '{prefix}{key}' must be {allowed}, got {value}")
+
+
+def _check_name(name, source):
+    if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"{source}: key 'name': {name!r} is not a valid model name (it names folders): use "
+            "letters, digits, '_', '.' and '-', starting with a letter or digit"
+        )
+
+
+def _check_finite(value, source, key):
+    """TOML allows inf and nan, which no recipe number may be."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{source}: key '{key}' must be a finite number, got {value}")
+    if isinstance(value, dict):
+        for name, item in value.items():
+            _check_finite(item, source, f"{key}.{name}" if key else name)
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_finite(item, source, f"{key}[{index}]")
 
 
 def _check_type(value, expected, source, key):
@@ -250,6 +311,11 @@ def _check_architecture(table, source):
     if "name" not in table:
         raise ValueError(f"{source}: missing key 'architecture.name'")
     _check_type(table["name"], str, source, "architecture.name")
+    for key in _DATASET_ARGUMENTS:
+        if key in table:
+            raise ValueError(
+                f"{source}: key 'architecture.{key}': set by the data set, not the recipe; remove it"
+            )
     arguments = {k: v for k, v in table.items() if k != "name"}
     _wrap(
         source,

@@ -94,12 +94,75 @@ def test_valid_recipe_builds_its_parts(tmp_path):
             ("epochs = 3", "epochs = 3\n[ensemble]\nmembers = 2\ncombine = 'max'"),
             "'ensemble.combine': 'max' is not one of",
         ),
+        (("epochs = 3", 'name = "my model"'), "key 'name': 'my model' is not a valid model name"),
+        (("epochs = 3", 'name = ".."'), "key 'name': '..' is not a valid model name"),
+        (("epochs = 3", 'name = "-x"'), "key 'name': '-x' is not a valid model name"),
+        (("hidden = [8]", "hidden = 8"), "argument 'hidden' must be a list of integers, got int 8"),
+        (("hidden = [8]", "dropout = 'high'"), "argument 'dropout' must be a number"),
+        (("hidden = [8]", "num_classes = 3"), "'architecture.num_classes': set by the data set"),
+        (("hidden = [8]", "input_shape = [28, 28, 1]"), "'architecture.input_shape': set by"),
+        (("hidden = [8]", "dropout = nan"), "'architecture.dropout' must be a finite number"),
+        (("epochs = 3", "seed = -1"), "key 'seed' must be in \\[0, 2\\*\\*32\\)"),
+        (
+            ("epochs = 3", "epochs = 3\n[optimizer]\nlearning_rate = -0.01"),
+            "'optimizer.learning_rate' must be > 0, got -0.01",
+        ),
+        (
+            ("epochs = 3", "epochs = 3\n[optimizer]\nlearning_rate = nan"),
+            "'optimizer.learning_rate' must be a finite number, got nan",
+        ),
+        (
+            ("epochs = 3", "epochs = 3\n[optimizer]\nname = 'sgd'\nmomentum = -1"),
+            "'optimizer.momentum' must be in \\[0, 1\\), got -1",
+        ),
+        (
+            ("epochs = 3", "epochs = 3\n[optimizer]\nname = 'adamw'\nweight_decay = -0.1"),
+            "'optimizer.weight_decay' must be >= 0",
+        ),
+        (
+            ("epochs = 3", "epochs = 3\n[adversarial_training]\nattack = 'pgd'\nepsilon = inf"),
+            "'adversarial_training.epsilon' must be a finite number, got inf",
+        ),
+        (
+            ("epochs = 3", "epochs = 3\n[adversarial_training]\nattack = 'pgd'\nepsilon = 0"),
+            "'adversarial_training.epsilon' must be > 0",
+        ),
+        (
+            ("epochs = 3", "epochs = 3\n[adversarial_training]\nattack = 'pgd'\nstep_size = -1"),
+            "'adversarial_training.step_size' must be > 0",
+        ),
+        (("weight = 0.5", "weight = inf"), "'penalties\\[0\\].weight' must be a finite number"),
+        (("weight = 0.5", "weight = -0.5"), "penalties\\[0\\]'.*non-negative"),
     ],
 )
 def test_invalid_recipes_fail_with_one_line_naming_file_and_key(tmp_path, edit, message):
     path = write(tmp_path, VALID.replace(*edit))
     with pytest.raises(ValueError, match=message) as error:
         recipes.load_recipe(path)
+    assert str(error.value).startswith(str(path)) and "\n" not in str(error.value)
+
+
+def test_a_file_name_that_is_no_valid_model_name_needs_a_name_key(tmp_path):
+    path = write(tmp_path, VALID, "my model.toml")
+    with pytest.raises(ValueError, match="key 'name': 'my model' is not a valid") as error:
+        recipes.load_recipe(path)
+    assert str(error.value).startswith(str(path))
+    named = write(tmp_path, 'name = "my_model-2.1"\n' + VALID, "my model.toml")
+    assert recipes.load_recipe(named).name == "my_model-2.1"
+
+
+@pytest.mark.parametrize(
+    "argument, reason", [("hidden = [0]", "units=0"), ("dropout = 1.5", "rate=1.5")]
+)
+def test_architecture_arguments_that_do_not_build_name_the_file_and_table(
+    tmp_path, argument, reason
+):
+    path = write(tmp_path, VALID.replace("hidden = [8]", argument))
+    recipe = recipes.load_recipe(path)
+    with pytest.raises(
+        ValueError, match=f"\\[architecture\\] 'mlp' cannot be built.*{reason}"
+    ) as error:
+        recipe.build_architecture((28, 28, 1), 10)
     assert str(error.value).startswith(str(path)) and "\n" not in str(error.value)
 
 

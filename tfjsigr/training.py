@@ -14,10 +14,14 @@ import tensorflow as tf
 
 from tfjsigr import data as data_lib
 from tfjsigr import robustness
-from tfjsigr.atomic_backup_and_restore import AtomicBackupAndRestore, checkpointed_epoch
+from tfjsigr.atomic_backup_and_restore import (
+    METADATA_FILE,
+    AtomicBackupAndRestore,
+    checkpointed_epoch,
+)
 from tfjsigr.recipes import build_optimizer
 from tfjsigr.regularized_model import RegularizedModel
-from tfjsigr.zoo.card import write_json_atomic
+from tfjsigr.zoo.card import CARD_FILE, json_default, write_json_atomic
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
 PGD_EVALUATION = {"eps": 0.1, "step_size": 0.025, "steps": 20}
@@ -25,6 +29,9 @@ MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 RECIPE_FILE = "recipe.json"
 BACKUP_DIR = "backup"
+# The recipe a checkpoint belongs to, kept in the checkpoint folder: the run folder's own
+# recipe.json describes its model.keras, which a new run only replaces once it has finished.
+RESUME_RECORD = "recipe.json"
 
 
 class TrainingDiverged(RuntimeError):
@@ -47,26 +54,70 @@ def make_strategy(name):
     """A `tf.distribute` strategy from "default", "mirrored" or "multi-worker" (reads TF_CONFIG).
 
     Raises:
-        ValueError: unknown name, or multi-worker without a TF_CONFIG naming a cluster.
+        ValueError: unknown name, or multi-worker without a valid TF_CONFIG (a cluster of
+            "host:port" lists and this process's task in it).
     """
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi-worker":
-        if "cluster" not in _tf_config():
-            raise ValueError(
-                "--strategy multi-worker needs TF_CONFIG with a 'cluster' (see README)"
-            )
+        _check_tf_config(_tf_config())
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"unknown strategy {name!r}; known: {list(STRATEGIES)}")
 
 
 def _tf_config():
     try:
-        return json.loads(os.environ.get("TF_CONFIG", "{}"))
+        config = json.loads(os.environ.get("TF_CONFIG") or "{}")
     except json.JSONDecodeError as error:
         raise ValueError(f"TF_CONFIG is not valid JSON ({error})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"TF_CONFIG must be a JSON object, got {_short_json(config)}")  # noqa: TRY004
+    return config
+
+
+def _check_tf_config(config):
+    """ValueError unless TF_CONFIG has a cluster of "host:port" lists and a task within it."""
+    if "cluster" not in config:
+        raise ValueError("--strategy multi-worker needs TF_CONFIG with a 'cluster' (see README)")
+    cluster = config["cluster"]
+    if not (isinstance(cluster, dict) and cluster and all(map(_is_address_list, cluster.values()))):
+        raise ValueError(
+            "TF_CONFIG: 'cluster' must map task types to lists of \"host:port\" addresses, "
+            f"got {_short_json(cluster)}"
+        )
+    task = config.get("task")
+    if not isinstance(task, dict) or task.get("type") not in cluster:
+        raise ValueError(
+            f"TF_CONFIG: 'task' must name a 'type' of the cluster ({', '.join(sorted(cluster))}) "
+            f"and an 'index', got {_short_json(task)}"
+        )
+    index, addresses = task.get("index", 0), cluster[task["type"]]
+    if not _is_integer(index) or not 0 <= index < len(addresses):
+        raise ValueError(
+            f"TF_CONFIG: task 'index' must be an integer from 0 to {len(addresses) - 1} "
+            f"(the {task['type']} addresses), got {_short_json(index)}"
+        )
+
+
+def _is_address_list(addresses):
+    return isinstance(addresses, list) and len(addresses) > 0 and all(map(_is_address, addresses))
+
+
+def _is_address(address):
+    if not isinstance(address, str) or ":" not in address:
+        return False
+    host, port = address.rsplit(":", 1)
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536
+
+
+def _is_integer(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _short_json(value):
+    return json.dumps(value)[:200]
 
 
 def _worker_index():
@@ -126,8 +177,10 @@ def train(
 
     Args:
         recipe: a `tfjsigr.recipes.Recipe` (apply `quick_variant()` first for a quick run).
-        run_dir: folder for the checkpoint (`backup/`), `model.keras`, `metrics.json` and
-            `recipe.json`; None trains without checkpoints or files.
+        run_dir: folder for the checkpoint (`backup/`, with a record of its recipe), and for
+            `model.keras`, `metrics.json` and `recipe.json`, which replace the previous run's
+            only once training has succeeded; not a zoo entry. None trains without checkpoints
+            or files.
         strategy: "default", "mirrored" or "multi-worker" (TF_CONFIG).
         data_dir: folder of IDX or npz files, tried before the other sources.
         source: data source ("auto", "full", "tfds", "sample"; see `tfjsigr.data.load_dataset`).
@@ -139,9 +192,13 @@ def train(
         A `TrainingResult`.
 
     Raises:
-        TrainingDiverged: the loss became NaN (nothing is written but the checkpoint).
-        ValueError, FileNotFoundError: bad strategy or missing data.
+        TrainingDiverged: the loss became NaN (nothing is written; a previous run's files stay).
+        ValueError: bad strategy, data or checkpoint, or `run_dir` is a zoo entry.
+        FileNotFoundError: missing data.
     """
+    if run_dir is not None:
+        run_dir = pathlib.Path(run_dir)
+        _refuse_zoo_entry(run_dir)
     distribution = make_strategy(strategy)
     is_chief, worker = _worker_index() if strategy == "multi-worker" else (True, 0)
     keras.utils.set_random_seed(recipe.seed)
@@ -160,7 +217,7 @@ def train(
     all_callbacks = [keras.callbacks.TerminateOnNaN(), *callbacks]
     resumed_from = 0
     if run_dir is not None:
-        backup = _prepare_run_dir(pathlib.Path(run_dir), recipe, is_chief, worker)
+        backup = _prepare_checkpoint_dir(run_dir, recipe, is_chief, worker)
         resumed_from = checkpointed_epoch(backup)
         all_callbacks.append(AtomicBackupAndRestore(backup))
     print(
@@ -193,28 +250,54 @@ def train(
     return TrainingResult(model, metrics, history.history, x_eval, y_eval, is_chief)
 
 
-def _prepare_run_dir(run_dir, recipe, is_chief, worker):
-    """Clears stale results and foreign checkpoints; returns this worker's checkpoint folder."""
-    if is_chief:
-        for stale in (MODEL_FILE, METRICS_FILE):
-            (run_dir / stale).unlink(missing_ok=True)
-        _discard_backup_of_another_recipe(run_dir, recipe)
-        return run_dir / BACKUP_DIR
+def _refuse_zoo_entry(run_dir):
+    if (run_dir / CARD_FILE).exists():
+        raise ValueError(
+            f"{run_dir} is a zoo entry (it holds {CARD_FILE}), not a run folder: train into "
+            "another folder (the default is runs/<name>) and export the run from there"
+        )
+
+
+def _prepare_checkpoint_dir(run_dir, recipe, is_chief, worker):
+    """This worker's checkpoint folder, recording the recipe it is for.
+
+    The previous run's results (model.keras, metrics.json, recipe.json) stay untouched: only
+    `save_run` replaces them, once the new ones are complete.
+    """
     # Each worker keeps its own copy of the (identical) state: no two write one file.
-    return run_dir / f"{BACKUP_DIR}-worker-{worker}"
+    backup = run_dir / (BACKUP_DIR if is_chief else f"{BACKUP_DIR}-worker-{worker}")
+    _discard_checkpoint_of_another_recipe(backup, recipe)
+    backup.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(backup / RESUME_RECORD, recipe.to_dict())
+    return backup
 
 
-def _discard_backup_of_another_recipe(run_dir, recipe):
+def _discard_checkpoint_of_another_recipe(backup, recipe):
     """Resuming is only valid for the same recipe: a changed one starts from scratch."""
-    recorded = run_dir / RECIPE_FILE
-    has_backup = (run_dir / BACKUP_DIR).exists() and recorded.exists()
-    if has_backup and _resumable_part(json.loads(recorded.read_text())) != _resumable_part(
-        recipe.to_dict()
-    ):
-        print(f"{run_dir}: the recipe changed since the interrupted run; starting over")
-        shutil.rmtree(run_dir / BACKUP_DIR)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(recorded, recipe.to_dict())
+    if not (backup / METADATA_FILE).exists():
+        return
+    recorded = _read_resume_record(backup)
+    if _resumable_part(recorded) != _resumable_part(recipe.to_dict()):
+        print(f"{backup.parent}: the recipe changed since the interrupted run; starting over")
+        shutil.rmtree(backup)
+
+
+def _read_resume_record(backup):
+    """The recipe (a dict) a checkpoint was trained with; ValueError naming the file otherwise."""
+    path = backup / RESUME_RECORD
+    try:
+        recorded = json.loads(path.read_text())
+    except FileNotFoundError:
+        problem = "missing"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        problem = f"unreadable ({error})"
+    else:
+        if isinstance(recorded, dict):
+            return recorded
+        problem = f"not a JSON object ({_short_json(recorded)})"
+    raise ValueError(
+        f"{path}: the record of the checkpoint's recipe is {problem}; delete {backup} to start over"
+    )
 
 
 def _resumable_part(recipe_dict):
@@ -276,16 +359,45 @@ def evaluate_model(backbone, x, y, seed=0):
 
 
 def save_run(run_dir, model, metrics, recipe):
-    """Writes model.keras, metrics.json and recipe.json into `run_dir`, each atomically."""
+    """Writes model.keras, metrics.json and recipe.json into `run_dir`, replacing a previous run's.
+
+    All three are written in full under temporary names, then renamed into place one right after
+    the other: a failure while saving leaves the previous run's files as they were.
+
+    Args:
+        run_dir: the run folder (created if needed).
+        model: the trained `RegularizedModel`.
+        metrics: the run's metrics (JSON-serializable, NumPy scalars allowed).
+        recipe: the `Recipe` it was trained with.
+    """
     run_dir = pathlib.Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=run_dir, prefix=".model.", suffix=".keras")
-    os.close(handle)
+    staged = {}
     try:
-        model.save(temporary)
-        os.replace(temporary, run_dir / MODEL_FILE)
-    except BaseException:
-        pathlib.Path(temporary).unlink(missing_ok=True)
-        raise
-    write_json_atomic(run_dir / METRICS_FILE, metrics)
-    write_json_atomic(run_dir / RECIPE_FILE, recipe.to_dict())
+        staged[MODEL_FILE] = _temporary_file_beside(run_dir / MODEL_FILE)
+        model.save(staged[MODEL_FILE])
+        for name, data in ((METRICS_FILE, metrics), (RECIPE_FILE, recipe.to_dict())):
+            staged[name] = _temporary_file_beside(run_dir / name)
+            text = json.dumps(data, indent=2, sort_keys=True, default=json_default) + "\n"
+            staged[name].write_text(text)
+        for temporary in staged.values():
+            _make_durable_and_readable(temporary)
+        for name, temporary in staged.items():
+            os.replace(temporary, run_dir / name)
+    finally:
+        for temporary in staged.values():
+            temporary.unlink(missing_ok=True)
+
+
+def _temporary_file_beside(path):
+    handle, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix
+    )
+    os.close(handle)
+    return pathlib.Path(temporary)
+
+
+def _make_durable_and_readable(path):
+    with open(path, "rb") as written:
+        os.fsync(written.fileno())
+    os.chmod(path, 0o644)  # mkstemp's 0600 would hide the files from servers and other users.

@@ -82,7 +82,9 @@ def test_interrupted_training_resumes_from_its_last_epoch(tmp_path):
                        callbacks=[Interrupt(epoch=1, batch=1)])  # fmt: skip
     backup = json.loads((run_dir / training.BACKUP_DIR / "training_metadata.json").read_text())
     assert backup["epoch"] == 1
-    assert not (run_dir / training.MODEL_FILE).exists()
+    assert sorted(p.name for p in run_dir.iterdir()) == [training.BACKUP_DIR]
+    record = run_dir / training.BACKUP_DIR / training.RESUME_RECORD
+    assert json.loads(record.read_text())["name"] == recipe.name
 
     recorder = EpochRecorder()
     result = training.train(
@@ -107,6 +109,114 @@ def test_a_changed_recipe_does_not_resume_an_old_checkpoint(tmp_path):
         wider, run_dir, data_dir=data_dir, verbose=0, evaluate=False, callbacks=[recorder]
     )
     assert recorder.epochs == [0, 1]
+
+
+RUN_FILES = (training.MODEL_FILE, training.METRICS_FILE, training.RECIPE_FILE)
+
+
+def test_a_failed_or_interrupted_run_keeps_the_previous_results(tmp_path):
+    data_dir = write_tiny_fashion_mnist(tmp_path)
+    run_dir = tmp_path / "run"
+    first = tiny_recipe(name="v1.2-tiny_a", epochs=1)
+    training.train(first, run_dir, data_dir=data_dir, verbose=0, evaluate=False)
+    previous = {name: (run_dir / name).read_bytes() for name in RUN_FILES}
+
+    diverging = tiny_recipe(optimizer={"name": "sgd", "learning_rate": 1e30})
+    with pytest.raises(training.TrainingDiverged):
+        training.train(diverging, run_dir, data_dir=data_dir, verbose=0, evaluate=False)
+    wider = tiny_recipe(architecture={"name": "mlp", "hidden": [16]})
+    with pytest.raises(KeyboardInterrupt):
+        training.train(wider, run_dir, data_dir=data_dir, verbose=0, evaluate=False,
+                       callbacks=[Interrupt(epoch=1, batch=0)])  # fmt: skip
+
+    assert {name: (run_dir / name).read_bytes() for name in RUN_FILES} == previous
+    assert json.loads(previous[training.RECIPE_FILE])["name"] == "v1.2-tiny_a"
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted([*RUN_FILES, training.BACKUP_DIR])
+    record = run_dir / training.BACKUP_DIR / training.RESUME_RECORD
+    assert json.loads(record.read_text())["architecture"]["hidden"] == [16]
+
+
+def test_saved_run_files_are_readable_by_everyone(tmp_path):
+    recipe = tiny_recipe()
+    model = training.build_model(recipe, (28, 28, 1), 10)
+    training.save_run(tmp_path, model, {"final_loss": np.float32(0.5)}, recipe)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(RUN_FILES)
+    for name in RUN_FILES:
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+    assert json.loads((tmp_path / training.METRICS_FILE).read_text()) == {"final_loss": 0.5}
+
+
+def test_a_zoo_entry_is_refused_as_run_folder(tmp_path):
+    entry = tmp_path / "zoo" / "tiny"
+    entry.mkdir(parents=True)
+    (entry / "card.json").write_text("{}")
+    with pytest.raises(ValueError, match=f"{entry} is a zoo entry \\(it holds card.json\\)"):
+        training.train(tiny_recipe(), entry, verbose=0, evaluate=False)
+    assert [p.name for p in entry.iterdir()] == ["card.json"]
+
+
+def write_checkpoint(backup, record):
+    """A checkpoint folder as an interrupted run leaves it, with `record` as its recipe record."""
+    backup.mkdir(parents=True)
+    (backup / "training_metadata.json").write_text('{"epoch": 1, "weights": "w.weights.h5"}')
+    if record is not None:
+        (backup / training.RESUME_RECORD).write_text(record)
+
+
+@pytest.mark.parametrize(
+    "record, problem",
+    [
+        ("[1]", "not a JSON object \\(\\[1\\]\\)"),
+        ("{not json", "unreadable \\(Expecting property name"),
+        (None, "missing"),
+    ],
+)
+def test_an_unusable_record_of_the_checkpoint_recipe_is_an_error_naming_it(
+    tmp_path, record, problem
+):
+    data_dir = write_tiny_fashion_mnist(tmp_path)
+    backup = tmp_path / "run" / training.BACKUP_DIR
+    write_checkpoint(backup, record)
+    path = backup / training.RESUME_RECORD
+    with pytest.raises(ValueError, match=f"{path}: the record .* is {problem}.*delete {backup}"):
+        training.train(tiny_recipe(), tmp_path / "run", data_dir=data_dir, verbose=0)
+    assert (backup / "training_metadata.json").is_file()
+
+
+def test_unreadable_checkpoint_metadata_is_an_error_naming_it(tmp_path):
+    data_dir = write_tiny_fashion_mnist(tmp_path)
+    backup = tmp_path / "run" / training.BACKUP_DIR
+    write_checkpoint(backup, json.dumps(tiny_recipe().to_dict()))
+    metadata = backup / "training_metadata.json"
+    metadata.unlink()
+    metadata.mkdir()
+    with pytest.raises(ValueError, match=f"unreadable checkpoint {metadata} \\(IsADirectoryError"):
+        training.train(tiny_recipe(), tmp_path / "run", data_dir=data_dir, verbose=0)
+
+
+@pytest.mark.parametrize(
+    "tf_config, message",
+    [
+        ('{"cluster": 5}', "'cluster' must map task types to lists of \"host:port\" addresses"),
+        ('{"cluster": {"worker": "h:1"}}', "'cluster' must map"),
+        ('{"cluster": {"worker": ["h"]}}', "'cluster' must map"),
+        ('{"cluster": {"worker": []}}', "'cluster' must map"),
+        ('{"cluster": {"worker": ["h:1"]}}', "'task' must name a 'type' of the cluster \\(worker\\)"),
+        ('{"cluster": {"worker": ["h:1"]}, "task": {"type": "chief"}}', "'task' must name"),
+        ('{"cluster": {"worker": ["h:1"]}, "task": {"type": "worker", "index": 1}}',
+         "task 'index' must be an integer from 0 to 0"),
+        ('{"cluster": {"worker": ["h:1"]}, "task": {"type": "worker", "index": "0"}}',
+         "task 'index' must be an integer"),
+        ("[1]", "TF_CONFIG must be a JSON object, got \\[1\\]"),
+        ("{", "TF_CONFIG is not valid JSON"),
+        ("{}", "needs TF_CONFIG with a 'cluster'"),
+    ],
+)  # fmt: skip
+def test_a_malformed_tf_config_is_a_value_error(monkeypatch, tf_config, message):
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(ValueError, match=message) as error:
+        training.make_strategy("multi-worker")
+    assert "\n" not in str(error.value)
 
 
 def test_nan_loss_stops_training_and_writes_no_model(tmp_path):

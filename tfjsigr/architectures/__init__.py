@@ -5,6 +5,7 @@ output layer "logits". `get(name, **kwargs)` builds one by name (as recipes do).
 """
 
 import inspect
+import numbers
 
 from tfjsigr.architectures.lenet import lenet
 from tfjsigr.architectures.mlp import mlp
@@ -32,7 +33,8 @@ def get(name, **kwargs):
         A `keras.Model` from images in [0, 1] to logits.
 
     Raises:
-        ValueError: unknown name or an argument the architecture does not take.
+        ValueError: unknown name, an argument the architecture does not take, or one of the
+            wrong type.
     """
     builder = lookup(name)
     check_arguments(name, kwargs)
@@ -48,13 +50,48 @@ def lookup(name):
 
 
 def check_arguments(name, kwargs):
-    """ValueError naming the first argument the architecture does not take."""
+    """ValueError naming the first argument the architecture does not take or of the wrong type.
+
+    An argument must be of the kind of its default: a list of integers where the default is a
+    tuple, an integer, a number, or a string (or callable, for activations).
+    """
     accepted = inspect.signature(lookup(name)).parameters
-    for key in kwargs:
+    for key, value in kwargs.items():
         if key not in accepted:
             raise ValueError(
                 f"architecture {name!r} takes no argument {key!r}; it takes {list(accepted)}"
             )
+        expected = _expected_kind(accepted[key].default)
+        if expected is not None and not expected[1](value):
+            raise ValueError(
+                f"architecture {name!r}: argument {key!r} must be {expected[0]}, "
+                f"got {type(value).__name__} {value!r}"
+            )
+
+
+def _expected_kind(default):
+    """(description, test) of the values an argument with this default takes, or None."""
+    if isinstance(default, tuple):
+        return "a list of integers", _is_integer_list
+    if isinstance(default, int) and not isinstance(default, bool):
+        return "an integer", _is_integer
+    if isinstance(default, float):
+        return "a number", _is_number
+    if isinstance(default, str):  # Activations: a Keras name or a function.
+        return "a string", lambda value: isinstance(value, str) or callable(value)
+    return None
+
+
+def _is_integer(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_integer_list(value):
+    return isinstance(value, (list, tuple)) and all(_is_integer(item) for item in value)
 
 
 __all__ = ["ALL", "get", "lenet", "mlp", "preact_resnet", "ross_cnn", "small_cnn"]

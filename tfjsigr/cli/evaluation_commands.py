@@ -5,14 +5,28 @@ import time
 
 import click
 
-from tfjsigr.cli.errors import MODEL_FILE, load_keras_model
+from tfjsigr.cli.errors import MODEL_FILE, load_keras_model, user_errors
 from tfjsigr.cli.group import cli, zoo
+
+MAX_SEED = 2**31 - 1
 
 
 def _load(path):
     """The backbone of a saved model (.keras file or zoo entry directory)."""
     model = load_keras_model(path)
     return getattr(model, "model", model)
+
+
+def _load_checked(paths, x, y):
+    """{name: backbone} of {name: path}, each checked against the evaluation data on load."""
+    from tfjsigr.evaluation import check_model
+
+    models = {}
+    for name, path in paths.items():
+        models[name] = _load(path)
+        with user_errors():
+            check_model(models[name], x, y, name=str(path))
+    return models
 
 
 def _data(samples, source):
@@ -34,32 +48,71 @@ def _config(seed, no_guards):
 
 
 def _zoo_entries(zoo_dir):
-    """{name: entry dir} from index.json, else every subdirectory holding model.keras."""
-    from tfjsigr.zoo.index import read_index
+    """{name: entry dir} from index.json, else every subdirectory holding model.keras.
+
+    The index is validated, so every entry directory lies inside `zoo_dir`.
+    """
+    from tfjsigr.zoo import index as index_lib
 
     zoo_dir = pathlib.Path(zoo_dir)
     if not zoo_dir.is_dir():
         raise click.ClickException(f"{zoo_dir}: no such zoo directory")
-    try:
-        entries = {e["name"]: zoo_dir / e.get("path", e["name"]) for e in read_index(zoo_dir)}
-    except ValueError as error:
-        raise click.ClickException(str(error)) from None
+    with user_errors():
+        records = index_lib.read_index(zoo_dir)
+    entries = {record["name"]: index_lib.entry_dir(zoo_dir, record) for record in records}
     if not entries:
-        entries = {d.name: d for d in sorted(zoo_dir.iterdir()) if (d / MODEL_FILE).is_file()}
+        entries = {
+            d.name: d
+            for d in sorted(zoo_dir.iterdir())
+            if not d.name.startswith(".") and (d / MODEL_FILE).is_file()  # Not export staging.
+        }
     if not entries:
         raise click.ClickException(f"{zoo_dir}: no index.json entries and no */{MODEL_FILE}")
     return entries
 
 
+def _entries_with_cards(entries):
+    """{name: entry dir} of the entries whose card the evaluation updates."""
+    from tfjsigr.zoo.card import CARD_FILE
+
+    return {
+        name: pathlib.Path(entry)
+        for name, entry in entries.items()
+        if (pathlib.Path(entry) / CARD_FILE).exists()
+    }
+
+
+def _check_cards(entries):
+    """Fails before the evaluation if a card it would update cannot be read or locked."""
+    from tfjsigr.zoo import card
+
+    for entry in _entries_with_cards(entries).values():
+        with user_errors(), card.zoo_lock(entry.resolve().parent):
+            card.read_card(entry)
+
+
 def _update_cards(entries, report, report_path):
-    """The `robustness` section of every evaluated entry's card (update_card takes the lock)."""
+    """The `robustness` section of every evaluated entry's card (update_card takes the lock).
+
+    Each update is reported, with the sample size it replaces, since it overwrites the card's
+    previous evaluation.
+    """
     from tfjsigr.evaluation.report import card_section
     from tfjsigr.zoo import card
 
+    with_cards = _entries_with_cards(entries)
     for model_report in report["models"]:
-        entry = entries.get(model_report["name"])
-        if entry is not None and (pathlib.Path(entry) / card.CARD_FILE).is_file():
-            card.update_card(entry, "robustness", card_section(model_report, report_path))
+        entry = with_cards.get(model_report["name"])
+        if entry is None:
+            continue
+        section = card_section(model_report, report_path)
+        with user_errors():
+            previous = card.read_card(entry).get("robustness")
+            card.update_card(entry, "robustness", section)
+        click.echo(
+            f"updated {entry / card.CARD_FILE}: robustness on {section['samples']} test images"
+            + (f" (was {previous.get('samples', '?')})" if isinstance(previous, dict) else "")
+        )
 
 
 def _write(report, evaluations, labels, out, title):
@@ -72,7 +125,10 @@ def _write(report, evaluations, labels, out, title):
     return write_report(report, out, title)
 
 
-def _run(models, entries, out, samples, seed, source, no_guards, zoo_dir=None, extra_sources=None):
+def _run(
+    model_paths, entries, out, samples, seed, source, no_guards, zoo_dir=None, extra_sources=None
+):
+    """Evaluates {name: path} models (extra_sources: {name: path} crafting transfers only)."""
     import numpy as np
     import tensorflow as tf
 
@@ -80,7 +136,12 @@ def _run(models, entries, out, samples, seed, source, no_guards, zoo_dir=None, e
 
     # Each model traces each compiled attack once; TensorFlow's retracing warnings are noise here.
     tf.get_logger().setLevel("ERROR")
-    x, y, x_craft, y_craft, description = _data(samples, source)
+    _check_cards(entries)
+    with user_errors():
+        x, y, x_craft, y_craft, description = _data(samples, source)
+    # Every model and transfer source must fit the data before minutes of attacks start.
+    models = _load_checked(model_paths, x, y)
+    extra_sources = _load_checked(extra_sources or {}, x, y)
     config = _config(seed, no_guards)
     click.echo(
         f"evaluating {len(models)} model(s) on {len(x)} test images ({description}), "
@@ -124,7 +185,13 @@ _common = [
         show_default=True,
         help="Test images to evaluate on (the first N).",
     ),
-    click.option("--seed", type=int, default=0, show_default=True, help="Seed of every attack."),
+    click.option(
+        "--seed",
+        type=click.IntRange(0, MAX_SEED),
+        default=0,
+        show_default=True,
+        help="Seed of every attack.",
+    ),
     click.option(
         "--source",
         type=click.Choice(["sample", "full", "auto"]),
@@ -151,7 +218,7 @@ def evaluate(model, out, samples, seed, source, no_guards):
     name = path.name if path.is_dir() else path.stem
     entries = {name: path} if path.is_dir() else {}
     _run(
-        {name: _load(path)},
+        {name: path},
         entries,
         out or pathlib.Path("evaluation") / name,
         samples,
@@ -174,10 +241,9 @@ def evaluate(model, out, samples, seed, source, no_guards):
 def zoo_evaluate(directory, out, samples, seed, source, no_guards, transfer_sources):
     """Evaluate every zoo entry: report, transfer matrix, leaderboard, plots and card updates."""
     entries = _zoo_entries(directory)
-    models = {name: _load(entry) for name, entry in entries.items()}
-    extra = {f"{pathlib.Path(p).stem} (extra)": _load(p) for p in transfer_sources}
+    extra = {f"{pathlib.Path(p).stem} (extra)": p for p in transfer_sources}
     _run(
-        models,
+        dict(entries),
         entries,
         out or pathlib.Path(directory) / "report",
         samples,

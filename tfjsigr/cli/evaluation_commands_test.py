@@ -1,11 +1,13 @@
 """`tfjsigr evaluate` and `tfjsigr zoo evaluate` end to end on tiny models (small --samples)."""
 
 import json
+import shutil
 
 import pytest
 from click.testing import CliRunner
 
-from tfjsigr.cli import cli
+from tfjsigr.cli import cli, evaluation_commands
+from tfjsigr.cli.testing import assert_one_line_error, run
 from tfjsigr.evaluation import testing
 from tfjsigr.zoo.card import read_card, write_json_atomic
 
@@ -47,6 +49,9 @@ def test_zoo_evaluate_writes_report_plots_and_cards(zoo_dir, tmp_path):
     ):
         assert (out / figure).stat().st_size > 10_000
     assert "Leaderboard" in (out / "report.md").read_text()
+    assert f"updated {zoo_dir / 'plain' / 'card.json'}: robustness on 60 test images" in (
+        result.output
+    )
     card = read_card(zoo_dir / "plain")
     assert card["robustness"]["reliable"] in (True, False)
     assert 0.0 <= card["robustness"]["ara"] <= 1.0
@@ -62,3 +67,77 @@ def test_user_errors_are_one_line_messages(arguments, tmp_path):
     assert result.exit_code != 0
     assert "Traceback" not in result.output
     assert "Error" in result.output
+
+
+@pytest.mark.parametrize(
+    "record, expected",
+    [
+        ({"name": "jsigr", "version": 1, "path": "OTHER_ZOO/plain"}, "entries[0].path"),
+        ({"name": "jsigr", "version": 1, "path": "../zoo/plain"}, "entries[0].path"),
+        ({"name": None, "version": 1}, "entries[0].name"),
+        ({"name": "jsigr", "version": [1]}, "entries[0].version"),
+        ({"name": "jsigr", "version": 1, "metrics": []}, "entries[0].metrics"),
+    ],
+)
+def test_zoo_evaluate_refuses_a_malformed_index(zoo_dir, tmp_path, record, expected):
+    if "path" in record:
+        record = {**record, "path": record["path"].replace("OTHER_ZOO", str(zoo_dir))}
+    (tmp_path / "index.json").write_text(json.dumps({"entries": [record]}))
+    card = (zoo_dir / "plain" / "card.json").read_text()
+    result = run("zoo", "evaluate", tmp_path, "--samples", 10)
+    assert_one_line_error(result, f"{tmp_path / 'index.json'}: corrupt zoo index ({expected}")
+    assert (zoo_dir / "plain" / "card.json").read_text() == card
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", "directory"])
+def test_unreadable_card_fails_before_the_evaluation(zoo_dir, tmp_path, content):
+    entry = shutil.copytree(zoo_dir / "plain", tmp_path / "zoo" / "plain")
+    (entry / "card.json").unlink()
+    if content == "directory":
+        (entry / "card.json").mkdir()
+    else:
+        (entry / "card.json").write_text(content)
+    result = run("evaluate", entry, "--samples", 10, "--out", tmp_path / "report")
+    assert_one_line_error(result, f"{entry / 'card.json'}: corrupt model card", only_line=True)
+    assert not (tmp_path / "report").exists()
+
+
+def test_card_updates_say_what_they_replace(tmp_path, monkeypatch, capsys):
+    entry = tmp_path / "jsigr"
+    entry.mkdir()
+    write_json_atomic(entry / "card.json", {"name": "jsigr", "robustness": {"samples": 1000}})
+    monkeypatch.setattr(
+        "tfjsigr.evaluation.report.card_section", lambda report, path: {"samples": 10}
+    )
+    report = {"models": [{"name": "jsigr"}, {"name": "no card"}]}
+    entries = {"jsigr": entry, "no card": tmp_path / "absent"}
+    evaluation_commands._update_cards(entries, report, tmp_path / "report.json")
+    assert capsys.readouterr().out == (
+        f"updated {entry / 'card.json'}: robustness on 10 test images (was 1000)\n"
+    )
+    assert read_card(entry)["robustness"] == {"samples": 10}
+
+
+def test_models_that_do_not_fit_the_data_are_refused_before_any_attack(tmp_path):
+    import numpy as np
+
+    from tfjsigr import testing as model_testing
+
+    nan, cifar = tmp_path / "nan.keras", tmp_path / "cifar.keras"
+    model = model_testing.tiny_cnn((28, 28, 1), 10)
+    (tmp_path / "zoo" / "tiny").mkdir(parents=True)
+    model.save(tmp_path / "zoo" / "tiny" / "model.keras")
+    model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
+    model.save(nan)
+    model_testing.tiny_cnn((32, 32, 3), 10).save(cifar)
+    cases = [
+        (["evaluate", nan], f"{nan}: logits are NaN or infinite on 10 of 10"),
+        (["evaluate", cifar], f"{cifar}: takes inputs of shape (None, 32, 32, 3)"),
+        (["zoo", "evaluate", tmp_path / "zoo", "--transfer-source", cifar], f"{cifar}: takes"),
+        (["evaluate", nan, "--seed", 10**20], "Invalid value for '--seed'"),
+        (["zoo", "evaluate", tmp_path / "zoo", "--seed", -1], "Invalid value for '--seed'"),
+    ]
+    for arguments, expected in cases:
+        result = run(*arguments, "--samples", 10, "--out", tmp_path / "report")
+        assert_one_line_error(result, expected)
+    assert not (tmp_path / "report").exists()

@@ -18,7 +18,7 @@ from tfjsigr.cli.group import cli
               help="RMS bound on the change, pixels in [0, 1].")  # fmt: skip
 @click.option("--steps", type=int, default=35, show_default=True, help="Descent steps.")
 @click.option("--out", type=click.Path(dir_okay=False), default="explanation.png",
-              show_default=True, help="PNG grid to write.")  # fmt: skip
+              show_default=True, help="PNG grid to write (.png is appended if missing).")  # fmt: skip
 def explain(model, image, targets, rho, steps, out):
     """Adversarial explanations of IMAGE (PNG or NPY) by MODEL (.keras file or zoo entry folder).
 
@@ -36,17 +36,38 @@ def explain(model, image, targets, rho, steps, out):
     image_path = pathlib.Path(image)
     if not image_path.is_file():
         raise click.ClickException(f"image not found: {image_path}")
+    out = png_path(out)
     _, model_file = resolve_model_path(model)
     keras_model = load_keras_model(model_file)
     with user_errors():
         pixels = conform_image(read_image(image_path), input_shape(keras_model), image_path)
-        _, _, figures = explanations.explanation_grid(
-            keras_model, pixels, rho, out, targets=targets or None, steps=steps
-        )
+        try:
+            _, _, figures = explanations.explanation_grid(
+                keras_model, pixels, rho, out, targets=targets or None, steps=steps
+            )
+        except explanations.NonFiniteOutputs as error:
+            raise ValueError(f"{model_file}: {error}") from None
     classes = targets or range(len(figures))
     for target, (before, after) in zip(classes, figures):
         click.echo(f"target {target}: probability {before:.3f} -> {after:.3f} (RMS <= {rho:g})")
     click.echo(f"wrote {out}")
+
+
+def png_path(out):
+    """The --out path with ".png" appended unless it ends in .png (matplotlib would add it).
+
+    Raises:
+        click.ClickException: no file name, or an existing part of its folder path is a file.
+    """
+    out = pathlib.Path(out)
+    if not out.name:
+        raise click.ClickException("--out: expected a file name, got a folder path")
+    if out.suffix.lower() != ".png":
+        out = out.with_name(out.name + ".png")
+    existing = next(parent for parent in out.parents if parent.exists())
+    if not existing.is_dir():
+        raise click.ClickException(f"--out {out}: {existing} is a file, not a folder")
+    return out
 
 
 def read_image(path):
@@ -58,7 +79,7 @@ def read_image(path):
     if path.suffix.lower() == ".npy":
         try:
             return np.asarray(np.load(path, allow_pickle=False), dtype=np.float32)
-        except (ValueError, OSError, TypeError) as error:
+        except (ValueError, OSError, TypeError, EOFError) as error:
             raise ValueError(f"{path}: not a readable NPY array ({error})") from None
     from PIL import Image, UnidentifiedImageError
 

@@ -25,6 +25,13 @@ def files(tmp_path_factory):
     return folder
 
 
+def nan_weights(model_file, out):
+    """Saves the model of `model_file` with every weight NaN as `out`."""
+    model = keras.saving.load_model(model_file)
+    model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
+    model.save(out)
+
+
 @pytest.mark.parametrize("image", ["image.png", "image.npy"])
 def test_explain_writes_the_grid_and_reports_each_target(files, tmp_path, image):
     out = tmp_path / "grid.png"
@@ -50,6 +57,10 @@ def test_explain_bad_input(files, tmp_path):
     np.save(out_of_range, np.full(SHAPE, 2.0, np.float32))
     not_png = tmp_path / "text.png"
     not_png.write_text("hello")
+    empty = tmp_path / "empty.npy"
+    empty.write_bytes(b"")
+    nan_model = tmp_path / "nan.keras"
+    nan_weights(files / "model.keras", nan_model)
     model, image = files / "model.keras", files / "image.npy"
     cases = [
         ((tmp_path / "absent.keras", image), "model not found"),
@@ -59,9 +70,26 @@ def test_explain_bad_input(files, tmp_path):
         ((model, out_of_range), "pixel values must be in [0, 1]"),
         ((model, not_png), "not a readable PNG image"),
         ((model, image, "--target", 3), "targets must be classes in [0, 2]"),
-        ((model, image, "--rho", -1), "rho must be > 0"),
+        ((model, image, "--rho", -1), "rho must be finite and > 0"),
+        ((model, image, "--rho", "inf"), "rho must be finite and > 0"),
+        ((model, empty), "empty.npy: not a readable NPY array"),
+        ((nan_model, image), "nan.keras: the model's outputs are NaN or infinite"),
     ]
     for arguments, expected in cases:
         assert_one_line_error(
             run("explain", *arguments, "--out", tmp_path / "x.png"), expected, only_line=True
         )
+
+
+def test_explain_writes_a_png_where_it_says(files, tmp_path):
+    result = run("explain", files, files / "image.npy", "--target", 1, "--steps", 1,
+                 "--out", tmp_path / "grid")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith(f"wrote {tmp_path / 'grid.png'}")
+    assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_explain_out_under_a_file_is_a_one_line_error(files, tmp_path):
+    (tmp_path / "afile").write_text("")
+    result = run("explain", files, files / "image.npy", "--out", tmp_path / "afile" / "x.png")
+    assert_one_line_error(result, f"{tmp_path / 'afile'} is a file, not a folder", only_line=True)

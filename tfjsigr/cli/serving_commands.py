@@ -24,14 +24,26 @@ def serving():
     """TF Serving deployment files for the zoo."""
 
 
+def _absolute_base_path(ctx, param, value):
+    from tfjsigr.serving import config as config_lib
+
+    try:
+        config_lib.check_base_path_root(value)
+    except config_lib.ConfigError as error:
+        raise click.BadParameter(str(error)) from None
+    return value
+
+
 @serving.command("config")
 @click.argument("zoo", type=click.Path(file_okay=False), default=DEFAULT_ZOO_DIR)
 @click.option("--out", type=click.Path(file_okay=False), default=DEFAULT_OUT_DIR, show_default=True,
               help="Folder for models.config, batching/monitoring configs, docker-compose.yml.")  # fmt: skip
-@click.option("--base-path", default="/models", show_default=True,
-              help="Where TF Serving sees the zoo (the container mount point).")  # fmt: skip
+@click.option("--base-path", default="/models", show_default=True, callback=_absolute_base_path,
+              help="Where TF Serving sees the zoo (the container mount point), absolute.")  # fmt: skip
 def serving_config(zoo, out, base_path):
     """Write TF Serving's configuration for the models of ZOO (default: zoo/).
+
+    Rewrites the files an earlier run wrote, and refuses to overwrite any other file.
 
     \b
     Examples:
@@ -45,8 +57,6 @@ def serving_config(zoo, out, base_path):
     with user_errors():
         models = versions_lib.list_models(zoo)
         written = config_lib.write_serving_config(zoo, out, base_path_root=base_path)
-    if not models:
-        click.echo(f"warning: {zoo} has no SavedModel versions yet; models.config is empty", err=True)
     for path in written.values():
         click.echo(f"wrote {path}")
     click.echo(f"{len(models)} model(s): {', '.join(models) or '-'}")
@@ -68,7 +78,8 @@ def serving_check(config):
 @click.argument("zoo", type=click.Path(file_okay=False), default=DEFAULT_ZOO_DIR)
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind; anything but loopback exposes the models to the network.")  # fmt: skip
-@click.option("--port", type=click.IntRange(0, 65535), default=8501, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8501, show_default=True,
+              help="REST port; 0 picks a free one (the URL printed holds it).")  # fmt: skip
 @click.option("--backend", type=click.Choice(["savedmodel", "onnx"]), default="savedmodel",
               show_default=True, help="Run the SavedModels with TensorFlow or onnxruntime.")  # fmt: skip
 @click.option("--poll-seconds", type=click.FloatRange(0), default=1.0, show_default=True,
@@ -98,9 +109,14 @@ def serve(zoo, host, port, backend, poll_seconds, max_body_mb, access_log):
         raise click.ClickException(f"{zoo} has no SavedModel versions to serve")
     if not _is_loopback(host):
         click.echo(f"warning: serving on {host}, reachable from other machines", err=True)
-    click.echo(f"serving {', '.join(models)} from {zoo} on http://{host}:{port} ({backend})")
-    server_lib.serve(zoo, host=host, port=port, backend=backend, poll_interval_s=poll_seconds,
-                     max_body_bytes=int(max_body_mb * 1024 * 1024), access_log=access_log)
+
+    def announce(url, served):
+        click.echo(f"serving {', '.join(served)} from {zoo} on {url} ({backend})")
+
+    with user_errors():
+        server_lib.serve(zoo, host=host, port=port, backend=backend, poll_interval_s=poll_seconds,
+                         max_body_bytes=int(max_body_mb * 1024 * 1024), access_log=access_log,
+                         on_ready=announce)
 
 
 def _is_loopback(host):
@@ -113,24 +129,38 @@ def _is_loopback(host):
 
 
 def _parse_model_url(url):
-    parsed = urllib.parse.urlsplit(url)
+    expected = ("expected http://HOST:PORT/v1/models/NAME[/versions/V|/labels/L] "
+                "(or grpc://HOST:PORT/v1/models/NAME...)")
+    try:
+        parsed = urllib.parse.urlsplit(url)
+        parsed.port  # noqa: B018 (raises ValueError for a port out of range)
+    except ValueError as error:
+        raise click.ClickException(f"--url {url!r}: {error}; {expected}") from None
     match = _MODEL_URL.match(parsed.path)
     if parsed.scheme not in ("http", "https", "grpc") or not parsed.netloc or match is None:
-        raise click.ClickException(
-            f"{url!r}: expected http://HOST:PORT/v1/models/NAME[/versions/V|/labels/L] "
-            "(or grpc://HOST:PORT/v1/models/NAME...)"
-        )
+        raise click.ClickException(f"{url!r}: {expected}")
     version = int(match["version"]) if match["version"] else None
     return f"{parsed.scheme}://{parsed.netloc}", match["name"], version, match["label"]
 
 
-def _input_shape(metadata):
+def _image_input(metadata, url):
+    """(name, (H, W, C)) of the served model's one image input."""
     signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
-    (tensor,) = signature["inputs"].values()
-    return tuple(int(d["size"]) for d in tensor["tensor_shape"]["dim"])[1:]
+    try:
+        ((name, tensor),) = signature["inputs"].items()
+        shape = tuple(int(d["size"]) for d in tensor["tensor_shape"]["dim"])[1:]
+    except (ValueError, KeyError, TypeError):
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise click.ClickException(
+            f"{url}: the served model does not take one batch of images of known size"
+        )
+    return name, shape
 
 
 def _to_images(array, shape, path):
+    if array.dtype.kind not in "biuf":
+        raise click.ClickException(f"{path}: holds {array.dtype} values, not pixel values")
     if array.dtype == np.uint8:
         array = array.astype(np.float32) / 255.0
     array = np.asarray(array, dtype=np.float32)
@@ -138,8 +168,12 @@ def _to_images(array, shape, path):
         array = array[..., None]
     if array.shape == shape:
         array = array[None]
-    if array.shape[1:] != shape:
+    if array.shape[1:] != shape or not len(array):
         raise click.ClickException(f"{path}: shape {list(array.shape)}, the model takes {list(shape)}")
+    if not np.all(np.isfinite(array)):
+        raise click.ClickException(f"{path}: holds NaN or infinite values")
+    if array.min() < 0.0 or array.max() > 1.0:
+        raise click.ClickException(f"{path}: pixel values must be in [0, 1] (or uint8 in [0, 255])")
     return array
 
 
@@ -154,9 +188,24 @@ def read_images(path, shape):
 
             with Image.open(path) as image:
                 array = np.asarray(image.convert("L" if shape[-1] == 1 else "RGB"))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError) as error:
         raise click.ClickException(f"{path}: cannot read an image ({error})") from None
     return _to_images(array, shape, path)
+
+
+def _probabilities(outputs, rows, url):
+    probabilities = outputs.get("probabilities")
+    if probabilities is None:
+        raise click.ClickException(
+            f"{url}: the served model has no 'probabilities' output (it has {', '.join(outputs)})"
+        )
+    if probabilities.ndim != 2 or len(probabilities) != rows:
+        raise click.ClickException(
+            f"{url}: expected probabilities of shape [{rows}, classes], got {list(probabilities.shape)}"
+        )
+    if not np.all(np.isfinite(probabilities)):
+        raise click.ClickException(f"{url}: the served model answered NaN or infinite probabilities")
+    return probabilities
 
 
 @cli.command()
@@ -179,11 +228,11 @@ def predict(url, images):
 
     base, name, version, label = _parse_model_url(url)
     with user_errors(), Client(base) as client:
-        shape = _input_shape(client.metadata(name, version, label))
+        input_name, shape = _image_input(client.metadata(name, version, label), url)
         batches = [(path, read_images(path, shape)) for path in images]
         batch = np.concatenate([b for _, b in batches])
-        outputs = client.predict(name, batch, version, label, input_name="image")
-    probabilities = outputs["probabilities"]
+        outputs = client.predict(name, batch, version, label, input_name=input_name)
+        probabilities = _probabilities(outputs, len(batch), url)
     row = 0
     for path, images_in_file in batches:
         for index in range(len(images_in_file)):

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfjsigr.cli.testing import run
+from tfjsigr.cli.testing import assert_one_line_error, run
 from tfjsigr.data.fashion_mnist import CLASS_NAMES
 from tfjsigr.serving import create_app, testing
+from tfjsigr.serving.config_test import fake_zoo
 
 
 def assert_user_error(result, message):
@@ -38,12 +39,57 @@ def test_serving_check_rejects_a_malformed_config(tmp_path):
     assert_user_error(run("serving", "check", path), "not a valid ModelServerConfig")
 
 
+def test_serving_config_never_overwrites_a_readme_it_did_not_write(tmp_path):
+    zoo = fake_zoo(tmp_path / "zoo", {"tiny": [1]})
+    (tmp_path / "README.md").write_text("# My project\n")
+    result = run("serving", "config", zoo, "--out", tmp_path)
+    assert_one_line_error(result, f"refusing to overwrite {tmp_path / 'README.md'}", only_line=True)
+    assert (tmp_path / "README.md").read_text() == "# My project\n"
+    assert not (tmp_path / "models.config").exists()
+
+
+@pytest.mark.parametrize("base_path", ["", "models"])
+def test_serving_config_needs_an_absolute_base_path(tmp_path, base_path):
+    zoo = fake_zoo(tmp_path / "zoo", {"tiny": [1]})
+    result = run("serving", "config", zoo, "--out", tmp_path / "s", "--base-path", base_path)
+    assert_one_line_error(result, "'--base-path': base path")
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "configures no model"),
+        (b"\x89PNG\r\n\x1a\n\xff", "not a text file"),
+        (b"model_config_list { config { name: 'a' base_path: 'zoo/a' model_platform: 'tensorflow' } }",
+         "relative base_path 'zoo/a'"),
+        (b"model_config_list { config { name: 'a' base_path: '/a' model_platform: 'bogus' } }",
+         "model_platform 'bogus'"),
+    ],
+)
+def test_serving_check_refuses_configs_tf_serving_cannot_serve(tmp_path, content, message):
+    path = tmp_path / "models.config"
+    path.write_bytes(content)
+    result = run("serving", "check", path)
+    assert_one_line_error(result, message, only_line=True)
+    assert result.output.startswith(f"Error: {path}: ")
+
+
 def test_serving_config_of_a_missing_zoo_is_a_user_error(tmp_path):
     assert_user_error(run("serving", "config", tmp_path / "nope"), "no such zoo directory")
 
 
 def test_serve_refuses_an_empty_zoo(tmp_path):
     assert_user_error(run("serve", tmp_path), "no SavedModel versions")
+
+
+def test_serve_fails_when_no_model_version_loads(tmp_path):
+    version = tmp_path / "broken" / "saved_model" / "1"
+    version.mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"not a SavedModel")
+    result = run("serve", tmp_path, "--port", 0)
+    assert_one_line_error(result, "no model version could be loaded (1 failed; broken version 1: ")
+    assert "serving" not in result.output
 
 
 def test_predict_reads_png_and_npy_images(zoo, tmp_path):
@@ -68,6 +114,8 @@ def test_predict_user_errors(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((5, 5)))
     assert_user_error(run("predict", "--url", "http://127.0.0.1:1/v2/x", tmp_path / "x.npy"),
                       "expected http://HOST:PORT/v1/models/NAME")
+    assert_one_line_error(run("predict", "--url", "http://[::1:8501/v1/models/tiny",
+                              tmp_path / "x.npy"), "Invalid IPv6 URL", only_line=True)
     port = testing.free_port()
     assert_user_error(run("predict", "--url", f"http://127.0.0.1:{port}/v1/models/tiny",
                           tmp_path / "x.npy"), "Connection")
@@ -78,3 +126,41 @@ def test_predict_rejects_images_of_the_wrong_size(zoo, tmp_path):
     with testing.running_server(create_app(zoo[0], poll_interval_s=0)) as url:
         result = run("predict", "--url", f"{url}/v1/models/tiny", tmp_path / "x.npy")
     assert_user_error(result, "shape [5, 5, 1], the model takes [28, 28, 1]")
+
+
+@pytest.mark.parametrize("body", [{}, b"<html>hello</html>"])
+def test_predict_refuses_servers_that_are_not_model_servers(tmp_path, body):
+    np.save(tmp_path / "x.npy", np.zeros((28, 28), np.float32))
+    with testing.answering_server(lambda path: body) as url:
+        result = run("predict", "--url", f"{url}/v1/models/tiny", tmp_path / "x.npy")
+    assert_one_line_error(result, "did not answer like TF Serving", only_line=True)
+
+
+def test_predict_needs_a_probabilities_output(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((28, 28), np.float32))
+
+    def answer(path):
+        if path.endswith("/metadata"):
+            return testing.metadata_answer()
+        return {"predictions": [{"logits": [0.0] * 10}]}
+
+    with testing.answering_server(answer) as url:
+        result = run("predict", "--url", f"{url}/v1/models/tiny", tmp_path / "x.npy")
+    assert_one_line_error(result, "has no 'probabilities' output (it has logits)", only_line=True)
+
+
+def test_predict_names_the_image_file_it_cannot_send(tmp_path):
+    nan = np.zeros((28, 28), np.float32)
+    nan[3, 4] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    np.save(tmp_path / "strings.npy", np.array(["a", "b"]))
+    (tmp_path / "empty.npy").write_bytes(b"")
+    cases = {
+        "nan.npy": "nan.npy: holds NaN or infinite values",
+        "strings.npy": "strings.npy: holds <U1 values",
+        "empty.npy": "empty.npy: cannot read an image",
+    }
+    with testing.answering_server(lambda path: testing.metadata_answer()) as url:
+        for name, message in cases.items():
+            result = run("predict", "--url", f"{url}/v1/models/tiny", tmp_path / name)
+            assert_one_line_error(result, message, only_line=True)

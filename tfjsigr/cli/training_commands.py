@@ -5,7 +5,13 @@ import pathlib
 
 import click
 
-from tfjsigr.cli.errors import load_keras_model, one_line, resolve_model_path, user_errors
+from tfjsigr.cli.errors import (
+    MODEL_FILE,
+    load_keras_model,
+    one_line,
+    resolve_model_path,
+    user_errors,
+)
 from tfjsigr.cli.group import cli
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
@@ -83,14 +89,17 @@ def train(recipe, out, strategy, quick, data_dir, source):
 @click.argument("model", type=click.Path())
 @click.option("--zoo", "zoo_dir", type=click.Path(file_okay=False), default=str(DEFAULT_ZOO_DIR),
               show_default=True, help="Zoo folder to export into.")  # fmt: skip
-@click.option("--name", default=None, help="Entry name [default: the recipe's name].")
+@click.option("--name", default=None,
+              help="Entry name [default: the recipe's name, else the folder of a model.keras, "
+                   "else the file's name without .keras].")  # fmt: skip
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Folder of IDX or npz files for the parity sample.")  # fmt: skip
 def export(model, zoo_dir, name, data_dir):
     """Export a trained MODEL (a run folder from `train`, or a .keras file) into the zoo.
 
     Writes zoo/<name>/ with model.keras, saved_model/<version>/, model.onnx, card.json and
-    README.md, and updates zoo/index.json.
+    README.md, and updates zoo/index.json. A new version of an existing entry must take the
+    same input shape and output the same number of classes.
 
     \b
     Examples:
@@ -98,14 +107,14 @@ def export(model, zoo_dir, name, data_dir):
       tfjsigr export runs/jsigr/model.keras --zoo my_zoo --name jsigr-v2
     """
     run_dir, model_file = resolve_model_path(model)
-    recipe = read_json_if_present(run_dir / "recipe.json")
-    metrics = read_json_if_present(run_dir / "metrics.json")
+    recipe = read_json_object(run_dir / "recipe.json")
+    metrics = read_json_object(run_dir / "metrics.json")
     keras_model = load_keras_model(model_file)
     images, description = parity_images(recipe, data_dir)
     entry = export_to_zoo(
         keras_model,
         zoo_dir,
-        name or recipe.get("name") or run_dir.name,
+        name or default_entry_name(model_file, recipe),
         recipe,
         metrics,
         images,
@@ -115,13 +124,43 @@ def export(model, zoo_dir, name, data_dir):
 
 
 def read_json_if_present(path):
-    """A run's JSON side file as a dict ({} when absent); click error when corrupt."""
-    if not path.is_file():
+    """A run's JSON side file, decoded ({} when absent); click error when unreadable or corrupt."""
+    if not path.exists():
         return {}
     try:
         return json.loads(path.read_text())
+    except OSError as error:  # A folder, or no permission.
+        raise click.ClickException(f"{path}: unreadable ({one_line(error)})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise click.ClickException(f"{path}: corrupt JSON ({one_line(error)})") from None
+
+
+def read_json_object(path):
+    """A run's JSON side file that must hold a JSON object ({} when absent); click error if not."""
+    value = read_json_if_present(path)
+    if not isinstance(value, dict):
+        raise click.ClickException(
+            f"{path}: corrupt run file (expected a JSON object, got {type(value).__name__})"
+        )
+    return value
+
+
+def default_entry_name(model_file, recipe):
+    """The entry name `export` uses without --name.
+
+    Args:
+        model_file: the exported .keras file.
+        recipe: the run folder's recipe.json ({} when it has none).
+
+    Returns:
+        The recipe's name; else, for a file named model.keras, its folder's name (a run folder
+        or a zoo entry); else the file's name without its suffix.
+    """
+    if recipe.get("name"):
+        return recipe["name"]
+    if model_file.name == MODEL_FILE:
+        return model_file.resolve().parent.name
+    return model_file.stem
 
 
 def parity_images(recipe, data_dir):
@@ -145,5 +184,5 @@ def export_to_zoo(model, zoo_dir, name, recipe, metrics, images, description):
             return export_lib.export_entry(
                 model, zoo_dir, name, recipe, metrics, images, description
             )
-        except export_lib.ParityError as error:
-            raise click.ClickException(f"{name}: {one_line(error)}; nothing exported") from None
+        except export_lib.ParityError as error:  # The message names the entry.
+            raise click.ClickException(f"{one_line(error)}; nothing exported") from None

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import click
 import numpy as np
 import pytest
 
@@ -47,6 +48,13 @@ def test_train_missing_recipe_file(tmp_path):
         (("epochs = 1", "epochz = 1"), "unknown key 'epochz'"),
         (("epochs = 1", "epochs = 1.5"), "key 'epochs' must be an integer"),
         (("epochs = 1", "epochs = = 1"), "malformed TOML"),
+        (("epochs = 1", 'name = ".."'), "key 'name': '..' is not a valid model name"),
+        (("hidden = [4]", "hidden = 3"), "argument 'hidden' must be a list of integers"),
+        (("hidden = [4]", "num_classes = 3"), "'architecture.num_classes': set by the data set"),
+        (
+            ("[architecture]", "[optimizer]\nlearning_rate = -0.01\n[architecture]"),
+            "'optimizer.learning_rate' must be > 0",
+        ),
     ],
 )
 def test_train_bad_recipe(recipe_file, edit, expected):
@@ -101,6 +109,75 @@ def test_every_command_has_help_with_examples():
         assert result.exit_code == 0 and "Examples:" in result.output, command
 
 
+def tiny_data_dir(folder, count=16):
+    folder.mkdir()
+    images = np.random.default_rng(0).integers(0, 256, (count, 28, 28), dtype=np.uint8)
+    np.savez(folder / "fashion_mnist.npz", x_train=images, y_train=np.arange(count) % 10,
+             x_test=images[:8], y_test=np.arange(8) % 10)  # fmt: skip
+    return folder
+
+
+def test_a_failed_train_keeps_the_previous_run_files(recipe_file, tmp_path):
+    data_dir = tiny_data_dir(tmp_path / "data")
+    run_dir = tmp_path / "run"
+    (run_dir / "backup").mkdir(parents=True)
+    (run_dir / "model.keras").write_bytes(b"the previous model")
+    (run_dir / "recipe.json").write_text("[1]")
+    diverging = recipe_file(
+        ("epochs = 1", "epochs = 4"),
+        ("[architecture]", "[optimizer]\nname = 'sgd'\nlearning_rate = 1e30\n[architecture]"),
+    )
+    result = run("train", diverging, "--out", run_dir, "--data-dir", data_dir)
+    assert_one_line_error(result, "loss became NaN")
+    assert (run_dir / "model.keras").read_bytes() == b"the previous model"
+    assert (run_dir / "recipe.json").read_text() == "[1]"
+
+    converging = recipe_file(("epochs = 1", "epochs = 1\neval_examples = 8"))
+    result = run("train", converging, "--out", run_dir, "--data-dir", data_dir)
+    assert result.exit_code == 0, result.output
+    assert json.loads((run_dir / "recipe.json").read_text())["name"] == "recipe"
+
+
+def test_train_refuses_a_zoo_entry_as_out(recipe_file, tmp_path):
+    (tmp_path / "entry").mkdir()
+    (tmp_path / "entry" / "card.json").write_text("{}")
+    result = run("train", recipe_file(), "--out", tmp_path / "entry")
+    assert_one_line_error(result, f"{tmp_path / 'entry'} is a zoo entry")
+    assert [p.name for p in (tmp_path / "entry").iterdir()] == ["card.json"]
+
+
+def test_train_with_a_data_dir_that_does_not_exist(recipe_file, tmp_path):
+    result = run("train", recipe_file(), "--out", tmp_path / "run", "--data-dir", tmp_path / "no")
+    assert_one_line_error(result, f"data folder {tmp_path / 'no'} does not exist")
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_multi_worker_with_a_malformed_tf_config(recipe_file, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": 5}')
+    result = run("train", recipe_file(), "--strategy", "multi-worker")
+    assert_one_line_error(result, "TF_CONFIG: 'cluster' must map task types to lists")
+
+
+def test_train_with_a_corrupt_checkpoint_record(recipe_file, tmp_path):
+    backup = tmp_path / "run" / "backup"
+    backup.mkdir(parents=True)
+    (backup / "training_metadata.json").write_text('{"epoch": 1, "weights": "w.weights.h5"}')
+    (backup / "recipe.json").write_text("{not json")
+    data_dir = tiny_data_dir(tmp_path / "data")
+    result = run("train", recipe_file(), "--out", tmp_path / "run", "--data-dir", data_dir)
+    assert_one_line_error(result, f"{backup / 'recipe.json'}: the record of the checkpoint's")
+    assert sorted(p.name for p in backup.iterdir()) == ["recipe.json", "training_metadata.json"]
+
+
+def test_a_run_side_file_that_cannot_be_read_is_an_error_naming_it(tmp_path):
+    from tfjsigr.cli.training_commands import read_json_if_present
+
+    assert read_json_if_present(tmp_path / "absent.json") == {}
+    (tmp_path / "recipe.json").mkdir()
+    with pytest.raises(click.ClickException, match=f"{tmp_path / 'recipe.json'}: unreadable"):
+        read_json_if_present(tmp_path / "recipe.json")
+
+
 @pytest.mark.slow
 def test_a_killed_train_resumes_from_its_checkpoint(recipe_file, tmp_path):
     data_dir = tmp_path / "data"
@@ -139,3 +216,82 @@ def checkpoint_epoch(path):
         return json.loads(path.read_text())["epoch"]
     except (FileNotFoundError, ValueError, KeyError):
         return 0
+
+
+@pytest.fixture(scope="module")
+def exportable(tmp_path_factory):
+    """Untrained 28x28 models (10 and 3 classes) in models/, and a folder of 8 test images."""
+    from tfjsigr.architectures import small_cnn
+
+    root = tmp_path_factory.mktemp("export")
+    (root / "models").mkdir()
+    for name, classes in (("dyn", 10), ("three", 3)):
+        small_cnn(num_classes=classes, filters=(2, 2), dense=4).save(
+            root / "models" / f"{name}.keras"
+        )
+    (root / "data").mkdir()
+    images = np.random.default_rng(0).integers(0, 256, (8, 28, 28), dtype=np.uint8)
+    np.savez(root / "data" / "fashion_mnist.npz", x_train=images, y_train=np.arange(8),
+             x_test=images, y_test=np.arange(8))  # fmt: skip
+    return root
+
+
+def test_default_entry_name():
+    from tfjsigr.cli.training_commands import default_entry_name
+
+    assert default_entry_name(pathlib.Path("runs/x/model.keras"), {"name": "jsigr"}) == "jsigr"
+    assert default_entry_name(pathlib.Path("runs/x/model.keras"), {}) == "x"
+    assert default_entry_name(pathlib.Path("models/dyn.keras"), {}) == "dyn"
+
+
+def test_export_bare_files_into_their_own_entries_and_refuse_incompatible_versions(
+    exportable, tmp_path
+):
+    models, zoo_dir = exportable / "models", tmp_path / "zoo"
+    data = ("--zoo", zoo_dir, "--data-dir", exportable / "data")
+    for name in ("dyn", "three"):
+        result = run("export", models / f"{name}.keras", *data)
+        assert result.exit_code == 0 and f"exported {zoo_dir / name}" in result.output, (
+            result.output
+        )
+    card = (zoo_dir / "dyn" / "card.json").read_text()
+    result = run("export", models / "three.keras", *data, "--name", "dyn")
+    assert_one_line_error(result, "outputs 3 classes but the entry's current version")
+    assert (zoo_dir / "dyn" / "card.json").read_text() == card
+    assert sorted(p.name for p in (zoo_dir / "dyn" / "saved_model").iterdir()) == ["1"]
+
+
+@pytest.mark.parametrize("side_file", ["recipe.json", "metrics.json"])
+def test_export_run_files_that_are_not_objects(exportable, tmp_path, side_file):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "model.keras").write_bytes((exportable / "models" / "dyn.keras").read_bytes())
+    (run_dir / side_file).write_text("[]")
+    result = run("export", run_dir, "--zoo", tmp_path / "zoo")
+    assert_one_line_error(
+        result, f"{run_dir / side_file}: corrupt run file (expected a JSON object"
+    )
+    assert not (tmp_path / "zoo").exists()
+
+
+@pytest.mark.parametrize(
+    "index, lock, expected",
+    [
+        ('{"entries": [{"name": "a", "version": 1}, {"name": 3}]}', None, "entries[1].name"),
+        ('{"entries": [{"name": null, "version": 1}]}', None, "entries[0].name"),
+        ("directory", None, "index.json: corrupt zoo index (not a file)"),
+        (None, "directory", ".zoo.lock: cannot open the zoo's lock file"),
+    ],
+)
+def test_export_into_a_zoo_with_a_broken_index_or_lock(exportable, tmp_path, index, lock, expected):
+    zoo_dir = tmp_path / "zoo"
+    zoo_dir.mkdir()
+    for path, content in ((zoo_dir / "index.json", index), (zoo_dir / ".zoo.lock", lock)):
+        if content == "directory":
+            path.mkdir()
+        elif content is not None:
+            path.write_text(content)
+    before = sorted(p.name for p in zoo_dir.iterdir())
+    data = ("--zoo", zoo_dir, "--data-dir", exportable / "data")
+    assert_one_line_error(run("export", exportable / "models" / "dyn.keras", *data), expected)
+    assert sorted(p.name for p in zoo_dir.iterdir()) == sorted({*before, ".zoo.lock"})

@@ -68,7 +68,9 @@ def build(recipes, quick, zoo_dir, runs_dir, data_dir, source):
 
     The default zoo is plain, igr, jr, jsigr, fgsm_rs and pgd_at on Fashion-MNIST. Each model
     is trained (resuming an interrupted run), evaluated (clean accuracy, PGD-20 L-inf eps 0.1,
-    mean exact ||J||_F), exported to <out>/<name>/ and listed in a leaderboard.
+    mean exact ||J||_F), exported to <out>/<name>/ and listed in a leaderboard. A model that
+    fails (an invalid recipe, a diverged run, any error) is reported as "FAILED name: reason"
+    and the others are still built; the command then exits nonzero.
 
     \b
     Examples:
@@ -76,23 +78,52 @@ def build(recipes, quick, zoo_dir, runs_dir, data_dir, source):
       tfjsigr zoo build plain jsigr --full --data-dir ~/data/fashion-mnist
       tfjsigr zoo build my_recipe.toml --out my_zoo
     """
+    from tfjsigr.data.datasets import check_data_dir
+
     paths = recipe_paths(recipes, zoo_dir)
-    parsed = [load_recipe_for_cli(path) for path in paths]
-    rows, failures = [], []
-    for recipe in tqdm(parsed, desc="zoo build", unit="model", dynamic_ncols=True):
-        recipe_quick = quick
-        if quick is None:
-            recipe_quick = not full_data_available(recipe.dataset, data_dir, source)
+    with user_errors():
+        check_data_dir(data_dir)
+    rows, failures, parsed = [], [], []
+    for path in paths:  # An invalid recipe fails alone, before anything trains.
         try:
-            rows.append(build_entry(recipe, recipe_quick, zoo_dir, runs_dir, data_dir, source))
+            parsed.append(load_recipe_for_cli(path))
         except click.ClickException as error:
-            tqdm.write(f"FAILED {recipe.name}: {error.message}")
-            failures.append(recipe.name)
+            failures.append(report_failure(path.stem, error))
+    for recipe in tqdm(parsed, desc="zoo build", unit="model", dynamic_ncols=True):
+        try:
+            recipe_quick = quick
+            if quick is None:
+                recipe_quick = not full_data_available(recipe.dataset, data_dir, source)
+            rows.append(build_entry(recipe, recipe_quick, zoo_dir, runs_dir, data_dir, source))
+        except Exception as error:  # noqa: BLE001 (one failed model must not stop the others)
+            failures.append(report_failure(recipe.name, error))
+            reset_keras_state()
     click.echo(leaderboard(rows))
     if failures:
         raise click.ClickException(
-            f"{len(failures)} of {len(parsed)} models failed: {', '.join(failures)}"
+            f"{len(failures)} of {len(paths)} models failed: {', '.join(failures)}"
         )
+
+
+def report_failure(name, error):
+    """Prints `FAILED name: reason` (the type too for unexpected errors); returns the name."""
+    if isinstance(error, click.ClickException):
+        reason = error.message
+    else:
+        reason = f"{type(error).__name__}: {one_line(error)[:500]}"
+    tqdm.write(f"FAILED {name}: {reason}")
+    return name
+
+
+def reset_keras_state():
+    """Starts a fresh Keras session after a failed model.
+
+    Keras can leave a name scope open when building a model fails, which would make every later
+    model of the build fail too.
+    """
+    import keras
+
+    keras.backend.clear_session()
 
 
 def build_entry(recipe, quick, zoo_dir, runs_dir, data_dir, source):
@@ -157,7 +188,7 @@ def list_entries(zoo_dir):
         click.echo(
             f"{entry['name']:12} {entry.get('version', '?'):>7} {_figure(metrics, 'clean_accuracy', 3)} "
             f"{_figure(metrics, 'pgd_accuracy', 3, 8)} {_figure(metrics, 'mean_jacobian_norm', 2, 8)}"
-            f"  {entry.get('created', '')}"
+            f"  {entry.get('created') or ''}"
         )
 
 

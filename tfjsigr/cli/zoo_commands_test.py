@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import pathlib
 
@@ -83,6 +84,46 @@ def test_build_exports_what_trains_and_nothing_that_diverges(tiny_setup, monkeyp
     assert not (tmp_path / "runs" / "diverging" / "model.keras").exists()
 
 
+def test_build_reports_any_failed_recipe_and_builds_the_others(tiny_setup, monkeypatch):
+    from tfjsigr import training
+
+    tmp_path, data_dir = tiny_setup
+    monkeypatch.setattr(
+        "tfjsigr.zoo.export.export_entry", lambda model, zoo, name, *rest: pathlib.Path(zoo) / name
+    )
+    original_train = training.train
+
+    def train(recipe, *args, **kwargs):
+        if recipe.name == "boom":
+            raise RuntimeError("an unexpected\nfailure")
+        if recipe.name == "scope":  # Fails inside Keras, which leaves a name scope open.
+            recipe = dataclasses.replace(recipe, name="my model")
+        return original_train(recipe, *args, **kwargs)
+
+    monkeypatch.setattr(training, "train", train)
+    names = ("my model", "boom", "scope", "tiny")
+    for name in names[:3]:
+        (tmp_path / f"{name}.toml").write_text(TINY)
+    result = run(
+        "zoo", "build", *(tmp_path / f"{name}.toml" for name in names), "--quick",
+        "--out", tmp_path / "zoo", "--runs", tmp_path / "runs", "--data-dir", data_dir,
+    )  # fmt: skip
+    assert "Traceback" not in result.output and result.exit_code == 1
+    assert "FAILED my model: " in result.output and "'my model' is not a valid" in result.output
+    assert "FAILED boom: RuntimeError: an unexpected failure" in result.output
+    assert "FAILED scope: 'my model' is not a valid root scope name" in result.output
+    lines = result.output.strip().splitlines()
+    assert lines[-1] == "Error: 3 of 4 models failed: my model, boom, scope"
+    board = result.output[result.output.index("\nmodel ") : result.output.index("\nError:")]
+    assert [line.split()[0] for line in board.strip().splitlines()[1:]] == ["tiny"]
+
+
+def test_build_with_a_data_dir_that_does_not_exist(tmp_path):
+    result = run("zoo", "build", "plain", "--quick", "--data-dir", tmp_path / "absent",
+                 "--out", tmp_path / "zoo", "--runs", tmp_path / "runs")  # fmt: skip
+    assert_one_line_error(result, f"data folder {tmp_path / 'absent'} does not exist", True)
+
+
 @pytest.mark.slow
 def test_build_list_verify_end_to_end(tiny_setup):
     tmp_path, data_dir = tiny_setup
@@ -103,3 +144,34 @@ def test_build_list_verify_end_to_end(tiny_setup):
         onnx_file.write(b"tampered")
     tampered = run("zoo", "verify", zoo_dir)
     assert tampered.exit_code == 1 and "model.onnx" in tampered.output
+
+
+MALFORMED_INDEXES = [
+    ('{"entries": [{"name": "a", "version": 1}, {"name": 3, "version": 1}]}', "entries[1].name"),
+    ('{"entries": [{"name": null, "version": 1}]}', "entries[0].name"),
+    ('{"entries": [{"name": "jr", "version": 1, "metrics": []}]}', "entries[0].metrics"),
+    ('{"entries": [{"name": "jr", "version": [1]}]}', "entries[0].version"),
+    ('{"entries": [{"name": "jr", "version": 1, "path": "/z/jr"}]}', "entries[0].path"),
+]
+
+
+@pytest.mark.parametrize("index, expected", MALFORMED_INDEXES)
+def test_list_and_verify_a_malformed_index(tmp_path, index, expected):
+    (tmp_path / "index.json").write_text(index)
+    expected = f"{tmp_path / 'index.json'}: corrupt zoo index ({expected}"
+    assert_one_line_error(run("zoo", "list", tmp_path), expected, only_line=True)
+    result = run("zoo", "verify", tmp_path)
+    assert_one_line_error(result, "problem(s) found")
+    assert f"FAIL {expected}" in result.output
+
+
+def test_list_shows_an_entry_without_a_creation_time(tmp_path):
+    (tmp_path / "index.json").write_text('{"entries": [{"name": "jr", "version": 2}]}')
+    result = run("zoo", "list", tmp_path)
+    assert result.exit_code == 0 and result.output.splitlines()[-1].split() == [
+        "jr",
+        "2",
+        "-",
+        "-",
+        "-",
+    ]

@@ -18,6 +18,8 @@ import os
 import pathlib
 import socket
 import threading
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -83,7 +85,8 @@ def load_dataset(name, split="train", source="auto", data_dir=None, download=Non
         naming the source.
 
     Raises:
-        ValueError: unknown name, split or source, or files of the wrong shape.
+        ValueError: unknown name, split or source, a `data_dir` that is not a folder, or
+            unreadable files or files of the wrong shape.
         FileNotFoundError: no source has the data; the message lists every place tried.
     """
     spec = get_spec(name)
@@ -91,6 +94,7 @@ def load_dataset(name, split="train", source="auto", data_dir=None, download=Non
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    check_data_dir(data_dir)
     tried = []
     for attempt in _attempts(spec, source, data_dir, download, tfds_dir):
         found = attempt(split, tried)
@@ -103,6 +107,12 @@ def load_dataset(name, split="train", source="auto", data_dir=None, download=Non
         f"{name} {split} data not found; tried: {places}. "
         "Pass --data-dir with IDX or npz files, or run once with internet access."
     )
+
+
+def check_data_dir(data_dir):
+    """ValueError unless `data_dir` is None or an existing folder (never silently skipped)."""
+    if data_dir and not pathlib.Path(data_dir).is_dir():
+        raise ValueError(f"data folder {data_dir} does not exist (or is not a folder)")
 
 
 def _attempts(spec, source, data_dir, download, tfds_dir):
@@ -137,13 +147,17 @@ def _from_folder(spec, directory, split, tried):
 
 def _read_npz(path, split):
     try:
-        with np.load(path) as arrays:
+        arrays = np.load(path)
+        if not isinstance(arrays, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an npz archive")  # noqa: TRY004 (reported below)
+        with arrays:
             for image_key, label_key in ((f"x_{split}", f"y_{split}"), ("images", "labels")):
                 if image_key in arrays and label_key in arrays:
                     return _to_float_images(arrays[image_key]), arrays[label_key].astype(np.int32)
             keys = sorted(arrays.keys())
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: cannot read npz ({error})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise ValueError(f"{path}: cannot read npz ({reason})") from None
     raise ValueError(f"{path}: needs x_{split}/y_{split} or images/labels arrays, has {keys}")
 
 

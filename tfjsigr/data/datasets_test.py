@@ -1,4 +1,5 @@
 import gzip
+import io
 import time
 
 import numpy as np
@@ -122,3 +123,40 @@ def test_offline_variable_skips_the_download_without_probing(tmp_path, no_system
     monkeypatch.setenv(datasets.OFFLINE_VARIABLE, "1")
     with pytest.raises(FileNotFoundError, match="TFJSIGR_OFFLINE is set"):
         datasets.load_dataset("fashion_mnist", "test", "full", data_dir=tmp_path, tfds_dir=no_system_copies)
+
+
+def test_a_data_dir_that_does_not_exist_is_an_error_not_skipped(tmp_path):
+    with pytest.raises(ValueError, match=f"data folder {tmp_path / 'absent'} does not exist"):
+        datasets.load_dataset("fashion_mnist", "test", data_dir=tmp_path / "absent")
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(ValueError, match="is not a folder"):
+        datasets.load_dataset("fashion_mnist", "test", data_dir=tmp_path / "file")
+
+
+def npy_bytes():
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros(3))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b"PK\x03\x04 junk after the zip magic", "File is not a zip file"),
+        (b"", "No data left in file"),
+        (npy_bytes(), "a single array, not an npz archive"),
+    ],
+)
+def test_an_unreadable_npz_is_a_value_error_naming_the_file(tmp_path, content, reason):
+    path = tmp_path / "fashion_mnist.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=f"{path}: cannot read npz \\({reason}\\)"):
+        datasets.load_dataset("fashion_mnist", "test", data_dir=tmp_path)
+
+
+def test_an_idx_file_that_is_only_a_header_is_a_value_error_naming_it(tmp_path):
+    write_idx(tmp_path, "test", 3)
+    images = tmp_path / "t10k-images-idx3-ubyte.gz"
+    images.write_bytes(gzip.compress(b"\x00\x00\x08\x03"))
+    with pytest.raises(ValueError, match=f"{images}: truncated IDX header"):
+        datasets.load_dataset("fashion_mnist", "test", data_dir=tmp_path)

@@ -3,6 +3,7 @@
 import gzip
 import pathlib
 import struct
+import zlib
 
 import numpy as np
 
@@ -27,14 +28,19 @@ def read(path):
     try:
         with opener(path, "rb") as f:
             data = f.read()
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, zlib.error) as error:
         if isinstance(error, FileNotFoundError):
             raise
-        raise ValueError(f"{path}: cannot read IDX data ({error})") from error
+        raise ValueError(f"{path}: cannot read IDX data ({error})") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != _UNSIGNED_BYTE:
         raise ValueError(f"{path}: not an unsigned-byte IDX file")
     ndim = data[3]
     header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(
+            f"{path}: truncated IDX header ({ndim} dimensions need {header} bytes, "
+            f"the file holds {len(data)})"
+        )
     shape = struct.unpack(f">{ndim}I", data[4:header])
     expected = int(np.prod(shape))
     if len(data) - header != expected:

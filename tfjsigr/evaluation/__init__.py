@@ -4,6 +4,7 @@ transfer matrix, gradient-masking guards, saliency scores, JSON/Markdown reports
 from tfjsigr.evaluation.evaluate import (
     Evaluation,
     EvaluationConfig,
+    check_model,
     evaluate_model,
     evaluate_zoo,
     leaderboard,
@@ -18,6 +19,7 @@ __all__ = [
     "ara",
     "ara_from_distances",
     "black_box_guard",
+    "check_model",
     "evaluate_model",
     "evaluate_zoo",
     "leaderboard",

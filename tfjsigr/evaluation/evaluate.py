@@ -110,6 +110,72 @@ def run_guards(model_fn, x, y, curves, pgd_flags, config):
     return {**guards, **guards_lib.summarize(guards)}, square_flags
 
 
+def check_model(model, x, y, name="model", batch_size=1000):
+    """Checks a model can be evaluated on (x, y), before any attack runs.
+
+    Args:
+        model: a Keras model from images to logits.
+        x: the evaluation inputs (N, H, W, C).
+        y: their integer labels.
+        name: the model's name (or file) in error messages.
+        batch_size: inputs per forward pass.
+
+    Returns:
+        The number of classes (logits per input).
+
+    Raises:
+        ValueError: the model takes inputs of another shape, has fewer logits than the
+            labels have classes, or gives NaN or infinite logits on x.
+    """
+    data_shape = tuple(np.shape(x)[1:])
+    try:
+        input_shape = model.input_shape
+    except (AttributeError, ValueError):  # Subclassed or unbuilt: the forward pass tells.
+        input_shape = None
+    if input_shape is not None and not _shape_fits(input_shape, data_shape):
+        raise ValueError(
+            f"{name}: takes inputs of shape {input_shape}, the evaluation data is "
+            f"{(None, *data_shape)}"
+        )
+    logits = _logits(model, x, batch_size, name)
+    if logits.ndim != 2:
+        raise ValueError(
+            f"{name}: outputs shape {(None, *logits.shape[1:])}, expected logits (None, classes)"
+        )
+    top_label = int(np.max(y))
+    if logits.shape[1] <= max(top_label, 1):
+        raise ValueError(
+            f"{name}: gives {logits.shape[1]} logits per image, but the evaluation labels go "
+            f"up to {top_label}"
+        )
+    finite = np.isfinite(logits).all(axis=1)
+    if not finite.all():
+        raise ValueError(
+            f"{name}: logits are NaN or infinite on {int((~finite).sum())} of {len(x)} "
+            "evaluation images (are its weights corrupt?)"
+        )
+    return int(logits.shape[1])
+
+
+def _shape_fits(input_shape, data_shape):
+    model_shape = tuple(input_shape)[1:]
+    return len(model_shape) == len(data_shape) and all(
+        m is None or m == d for m, d in zip(model_shape, data_shape)
+    )
+
+
+def _logits(model, x, batch_size, name):
+    try:
+        batches = [
+            np.asarray(model(x[start : start + batch_size], training=False), np.float32)
+            for start in range(0, len(x), batch_size)
+        ]
+    except Exception as error:  # noqa: BLE001 (Keras and TensorFlow raise many types here)
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        raise ValueError(f"{name}: cannot run on the evaluation data ({reason})") from None
+    return np.concatenate(batches)
+
+
 def evaluate_model(model, x, y, config=None, x_craft=None, y_craft=None, name="model"):
     """Clean and robust accuracy, UAP, ARA, exact ||J||_F, guards and interpretability of a model.
 
@@ -124,13 +190,16 @@ def evaluate_model(model, x, y, config=None, x_craft=None, y_craft=None, name="m
 
     Returns:
         An `Evaluation`.
+
+    Raises:
+        ValueError: a bad config, or a model `check_model` refuses.
     """
     config = config or EvaluationConfig()
     if "pgd" not in config.attacks:
         raise ValueError("config.attacks must include 'pgd' (the guards compare against it)")
     model_fn = attacks_lib.logits_function(model)
     y = np.asarray(y, np.int32)
-    num_classes = int(model.output_shape[-1])
+    num_classes = check_model(model, x, y, name, config.batch_size)
     clean = attacks_lib.predictions(model_fn, x) == y
     curves, flags = [], {}
     steps = tqdm(config.attacks, desc=f"{name}: attacks", leave=False)
@@ -244,8 +313,13 @@ def evaluate_zoo(models, x, y, config=None, x_craft=None, y_craft=None, extra_so
 
     Returns:
         (report dict, {name: Evaluation}).
+
+    Raises:
+        ValueError: a model or extra source `check_model` refuses (checked before any attack).
     """
     config = config or EvaluationConfig()
+    for name, model in {**models, **(extra_sources or {})}.items():
+        check_model(model, x, y, name, config.batch_size)
     evaluations = {}
     for name, model in tqdm(models.items(), desc="models"):
         evaluations[name] = evaluate_model(model, x, y, config, x_craft, y_craft, name)

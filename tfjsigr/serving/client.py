@@ -9,11 +9,15 @@ import requests
 GRPC_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
+INVALID_ANSWER = "INVALID_ANSWER"
+
+
 class ServingError(RuntimeError):
-    """An error answer from the server.
+    """An error answer from the server, or an answer that is not TF Serving's.
 
     Attributes:
-        status: the HTTP status (REST) or the gRPC status code name.
+        status: the HTTP status (REST) or the gRPC status code name; `INVALID_ANSWER` when
+            the server answered with something other than what TF Serving sends.
         message: the server's error message.
     """
 
@@ -34,16 +38,55 @@ def _model_path(model, version, label):
     return path
 
 
-def _outputs_from_json(answer):
-    if "predictions" in answer:
-        predictions = answer["predictions"]
-        if predictions and isinstance(predictions[0], dict):
-            return {k: np.asarray([p[k] for p in predictions], np.float32) for k in predictions[0]}
-        return {"predictions": np.asarray(predictions, np.float32)}
-    outputs = answer["outputs"]
-    if isinstance(outputs, dict):
-        return {k: np.asarray(v, np.float32) for k, v in outputs.items()}
-    return {"outputs": np.asarray(outputs, np.float32)}
+def _preview(value, limit=80):
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _invalid(where, expected, answer):
+    return ServingError(
+        INVALID_ANSWER, f"{where} did not answer like TF Serving (expected {expected}, got "
+        f"{_preview(answer)!r}); is the URL that of a model server?"
+    )
+
+
+def _require(answer, keys, where):
+    """answer[keys[0]][keys[1]]..., or ServingError naming what the answer lacks."""
+    value = answer
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            raise _invalid(where, ".".join(keys), answer)
+        value = value[key]
+    return value
+
+
+def _check_status(answer, where):
+    if not isinstance(_require(answer, ("model_version_status",), where), list):
+        raise _invalid(where, "a model_version_status list", answer)
+    return answer
+
+
+def _check_metadata(answer, where):
+    keys = ("metadata", "signature_def", "signature_def", "serving_default", "inputs")
+    if not isinstance(_require(answer, keys, where), dict):
+        raise _invalid(where, "a serving_default signature with inputs", answer)
+    return answer
+
+
+def _outputs_from_json(answer, where):
+    try:
+        if "predictions" in answer:
+            predictions = answer["predictions"]
+            if predictions and isinstance(predictions[0], dict):
+                return {k: np.asarray([p[k] for p in predictions], np.float32)
+                        for k in predictions[0]}
+            return {"predictions": np.asarray(predictions, np.float32)}
+        outputs = answer["outputs"]
+        if isinstance(outputs, dict):
+            return {k: np.asarray(v, np.float32) for k, v in outputs.items()}
+        return {"outputs": np.asarray(outputs, np.float32)}
+    except (KeyError, TypeError, ValueError):
+        raise _invalid(where, "numeric predictions or outputs", answer) from None
 
 
 class _Rest:
@@ -53,24 +96,33 @@ class _Rest:
         self._session = requests.Session()
 
     def _call(self, method, path, body=None):
+        """The JSON object answered, with the URL it came from."""
+        url = self._base + path
         headers = {"Content-Type": "application/json"} if body is not None else None
         response = self._session.request(
-            method, self._base + path, data=body, headers=headers, timeout=self._timeout
+            method, url, data=body, headers=headers, timeout=self._timeout
         )
         try:
             answer = orjson.loads(response.content)
         except orjson.JSONDecodeError:
-            answer = {"error": response.text.strip()}
+            answer = response.text.strip()
         if response.status_code != 200:
-            error = answer.get("error") if isinstance(answer, dict) else None
-            raise ServingError(response.status_code, error or response.reason)
-        return answer
+            if isinstance(answer, dict) and answer.get("error"):
+                raise ServingError(response.status_code, _preview(answer["error"], 300))
+            raise ServingError(
+                response.status_code, f"{url}: {response.reason or 'error'} (answered "
+                f"{_preview(answer)!r}; is the URL that of a model server?)"
+            )
+        if not isinstance(answer, dict):
+            raise _invalid(url, "a JSON object", answer or "an empty body")
+        return answer, url
 
     def status(self, model, version, label):
-        return self._call("GET", _model_path(model, version, label))
+        return _check_status(*self._call("GET", _model_path(model, version, label)))
 
     def metadata(self, model, version, label):
-        return self._call("GET", _model_path(model, version, label) + "/metadata")
+        path = _model_path(model, version, label) + "/metadata"
+        return _check_metadata(*self._call("GET", path))
 
     def predict(self, model, images, version, label, request_format, input_name):
         images = np.ascontiguousarray(images, dtype=np.float32)
@@ -78,8 +130,8 @@ class _Rest:
         if request_format == "instances" and input_name is not None:
             value = [{input_name: row} for row in images]
         body = orjson.dumps({request_format: value}, option=orjson.OPT_SERIALIZE_NUMPY)
-        answer = self._call("POST", _model_path(model, version, label) + ":predict", body)
-        return _outputs_from_json(answer)
+        answer, url = self._call("POST", _model_path(model, version, label) + ":predict", body)
+        return _outputs_from_json(answer, url)
 
     def close(self):
         self._session.close()
@@ -93,6 +145,7 @@ class _Grpc:
         self._grpc = grpc
         options = [("grpc.max_send_message_length", GRPC_MAX_MESSAGE_BYTES),
                    ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE_BYTES)]
+        self._target = f"grpc://{target}"
         self._channel = grpc.insecure_channel(target, options=options)
         self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
@@ -134,11 +187,11 @@ class _Grpc:
         answer = self._call(self._predictions.GetModelMetadata, request)
         signatures = get_model_metadata_pb2.SignatureDefMap()
         answer.metadata["signature_def"].Unpack(signatures)
-        return {
+        return _check_metadata({
             "model_spec": json_format.MessageToDict(answer.model_spec),
             "metadata": {"signature_def": json_format.MessageToDict(
                 signatures, preserving_proto_field_name=True)},
-        }
+        }, self._target)
 
     def predict(self, model, images, version, label, request_format, input_name):
         import tensorflow as tf
@@ -191,7 +244,8 @@ class Client:
             A dict `{"model_version_status": [{"version", "state", "status"}, ...]}`.
 
         Raises:
-            ServingError: the server answered with an error (e.g. 404, unknown model).
+            ServingError: the server answered with an error (e.g. 404, unknown model), or
+                not like TF Serving.
         """
         return self._transport.status(model, version, label)
 
@@ -216,10 +270,16 @@ class Client:
             A dict from output name ("logits", "probabilities") to a numpy array.
 
         Raises:
-            ServingError: the server answered with an error (400, 404, ...).
+            ServingError: the server answered with an error (400, 404, ...), or not like
+                TF Serving.
+            ValueError: bad request_format, or images that are not all finite (JSON would
+                carry NaN and infinity as null).
         """
         if request_format not in ("instances", "inputs"):
             raise ValueError(f"request_format must be 'instances' or 'inputs', not {request_format!r}")
+        images = np.asarray(images, dtype=np.float32)
+        if not np.all(np.isfinite(images)):
+            raise ValueError("images hold NaN or infinite values; a model server cannot take them")
         return self._transport.predict(model, images, version, label, request_format, input_name)
 
     def close(self):

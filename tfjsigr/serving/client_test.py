@@ -99,6 +99,24 @@ def test_grpc_client_speaks_tf_servings_protos(zoo):
     assert error.value.status == "NOT_FOUND"
 
 
+@pytest.mark.parametrize("body", [{}, [1, 2], b"<html>hello</html>", b""])
+def test_answers_unlike_tf_servings_are_serving_errors(body):
+    with testing.answering_server(lambda path: body) as url, Client(url) as client:
+        for call in (client.status, client.metadata,
+                     lambda name: client.predict(name, np.zeros((1, 2, 2, 1), np.float32))):
+            with pytest.raises(ServingError, match="did not answer like TF Serving") as error:
+                call("tiny")
+            assert error.value.status == "INVALID_ANSWER"
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_predict_refuses_images_json_cannot_carry(value):
+    images = np.zeros((1, 2, 2, 1), np.float32)
+    images[0, 1, 1, 0] = value
+    with Client("http://127.0.0.1:1") as client, pytest.raises(ValueError, match="NaN or inf"):
+        client.predict("tiny", images)
+
+
 def test_client_rejects_unknown_schemes():
     with pytest.raises(ValueError, match="grpc://"):
         Client("ftp://127.0.0.1:8500")

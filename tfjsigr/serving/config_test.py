@@ -4,7 +4,6 @@ import pathlib
 
 import pytest
 from google.protobuf import text_format
-from tensorflow_serving.config import model_server_config_pb2
 
 from tfjsigr.serving import config as config_lib
 
@@ -55,12 +54,47 @@ def test_base_path_root_is_configurable(tmp_path):
     assert config.model_config_list.config[0].base_path == str(zoo / "plain" / "saved_model")
 
 
-def test_empty_zoo_gives_an_empty_valid_config(tmp_path):
+def test_an_empty_zoo_gives_an_empty_config_that_is_refused(tmp_path):
     text = text_format.MessageToString(config_lib.build_model_server_config(tmp_path))
     assert text.startswith("model_config_list {")
-    parsed = config_lib.parse_model_server_config(text)
-    assert isinstance(parsed, model_server_config_pb2.ModelServerConfig)
-    assert len(parsed.model_config_list.config) == 0
+    with pytest.raises(config_lib.ConfigError, match="configures no model"):
+        config_lib.parse_model_server_config(text)
+    with pytest.raises(config_lib.ConfigError, match="no SavedModel versions"):
+        config_lib.write_serving_config(tmp_path, tmp_path / "serving")
+    assert not (tmp_path / "serving").exists()
+
+
+@pytest.mark.parametrize("root", ["", "models", "./models", "/"])
+def test_base_path_root_must_be_absolute(tmp_path, root):
+    zoo = fake_zoo(tmp_path / "zoo", {"plain": [1]})
+    with pytest.raises(config_lib.ConfigError, match="expected an absolute path"):
+        config_lib.write_serving_config(zoo, tmp_path / "serving", base_path_root=root)
+
+
+def test_files_it_did_not_write_are_never_overwritten(tmp_path):
+    zoo = fake_zoo(tmp_path / "zoo", {"plain": [1]})
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "README.md").write_text("# My project\n")
+    with pytest.raises(config_lib.ConfigError, match="refusing to overwrite .*README.md"):
+        config_lib.write_serving_config(zoo, project)
+    assert (project / "README.md").read_text() == "# My project\n"
+    assert sorted(p.name for p in project.iterdir()) == ["README.md"]  # Nothing written.
+
+
+def test_its_own_files_are_rewritten_even_from_before_the_header(tmp_path):
+    zoo = fake_zoo(tmp_path / "zoo", {"plain": [1]})
+    first = config_lib.write_serving_config(zoo, tmp_path / "serving")
+    assert all(config_lib.GENERATED_BY in p.read_text().splitlines()[0] for p in first.values())
+    for name in ("batching.config", "monitoring.config"):  # As written before the header.
+        path = first[name]
+        path.write_text(path.read_text().removeprefix(config_lib.PROTO_HEADER))
+    readme = first["README.md"]
+    readme.write_text(readme.read_text().removeprefix(config_lib.README_HEADER))
+    fake_zoo(zoo, {"other": [1]})
+    second = config_lib.write_serving_config(zoo, tmp_path / "serving")
+    assert 'name: "other"' in second["models.config"].read_text()
+    assert second["README.md"].read_text().startswith(config_lib.README_HEADER)
 
 
 @pytest.mark.parametrize(
@@ -71,24 +105,54 @@ def test_empty_zoo_gives_an_empty_valid_config(tmp_path):
         ("model_config_list { config { name: 'a' } }", "needs a name and a base_path"),
         (
             (
-                "model_config_list { config { name: 'a' base_path: '/a' } "
-                "config { name: 'a' base_path: '/b' } }"
+                "model_config_list { config { name: 'a' base_path: '/a' model_platform: 'tensorflow' } "
+                "config { name: 'a' base_path: '/b' model_platform: 'tensorflow' } }"
             ),
             "configured twice",
         ),
         (
             (
-                "model_config_list { config { name: 'a' base_path: '/a' "
+                "model_config_list { config { name: 'a' base_path: '/a' model_platform: 'tensorflow' "
                 "model_version_policy { specific { versions: 1 } } "
                 "version_labels { key: 'canary' value: 2 } } }"
             ),
             "labels versions \\[2\\]",
+        ),
+        ("", "configures no model"),
+        ("model_config_list { }", "configures no model"),
+        ("model_config_list { config { name: 'a' base_path: '/a' model_platform: 'bogus' } }",
+         "model_platform 'bogus'"),
+        ("model_config_list { config { name: 'a' base_path: '/a' } }", "model_platform ''"),
+        ("model_config_list { config { name: 'a' base_path: 'zoo/a' model_platform: 'tensorflow' } }",
+         "relative base_path 'zoo/a'"),
+        (
+            (
+                "model_config_list { config { name: 'a' base_path: '/a' model_platform: 'tensorflow' "
+                "model_type: TENSORFLOW } }"
+            ),
+            "sets both",
         ),
     ],
 )
 def test_malformed_configs_are_clear_errors(text, message):
     with pytest.raises(config_lib.ConfigError, match=message):
         config_lib.parse_model_server_config(text)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["base_path: '/m/a' model_type: TENSORFLOW", "base_path: 'gs://bucket/a' model_platform: 'tensorflow'"],
+)
+def test_deprecated_model_type_and_remote_base_paths_are_valid(entry):
+    config = config_lib.parse_model_server_config(f"model_config_list {{ config {{ name: 'a' {entry} }} }}")
+    assert config.model_config_list.config[0].name == "a"
+
+
+def test_a_binary_config_file_is_named_in_the_error(tmp_path):
+    path = tmp_path / "models.config"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(config_lib.ConfigError, match="models.config: not a text file"):
+        config_lib.load_model_server_config(path)
 
 
 def test_missing_config_file_is_a_config_error(tmp_path):

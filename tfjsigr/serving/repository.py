@@ -108,8 +108,9 @@ class ModelRepository:
         try:
             backend = backends.load_backend(path, self.backend)
         except Exception as error:  # noqa: BLE001 - a bad version must not stop the others
-            logger.warning("cannot load %s version %d: %s", name, version, error)
-            self._failed[(name, version)] = (mtime, str(error))
+            message = " ".join(str(error).split()) or type(error).__name__
+            logger.warning("cannot load %s version %d: %s", name, version, message)
+            self._failed[(name, version)] = (mtime, message)
             return None
         self._failed.pop((name, version), None)
         logger.info("loaded %s version %d (%s)", name, version, self.backend)
@@ -125,6 +126,11 @@ class ModelRepository:
         for versions in models.values():
             for servable in versions.values():
                 servable.batcher.close()
+
+    def failures(self):
+        """The versions that failed to load (until their files change): a dict from
+        (name, version) to the one-line error."""
+        return {key: message for key, (_, message) in sorted(self._failed.items())}
 
     def served(self):
         """The served versions of every model: a dict from name to ascending versions."""

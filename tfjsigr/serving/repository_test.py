@@ -32,6 +32,8 @@ def test_a_broken_newest_version_keeps_the_older_ones_served(repo):
     assert models.refresh() == [("tiny", 2), ("tiny", 1)]
     assert models.versions("tiny") == [1, 2]
     assert models.labels("tiny") == {"stable": 1, "canary": 2}
+    (failure,) = models.failures().items()
+    assert failure[0] == ("tiny", 3) and "\n" not in failure[1]
     assert models.refresh() == []  # Not retried while its files are unchanged.
 
 

@@ -200,32 +200,76 @@ def create_app(zoo_dir, backend="savedmodel", poll_interval_s=1.0,
 
 
 def serve(zoo_dir, host=DEFAULT_HOST, port=DEFAULT_PORT, backend="savedmodel", log_level="info",
-          access_log=False, **app_options):
+          access_log=False, on_ready=None, **app_options):
     """Serves a zoo until interrupted (SIGINT/SIGTERM finish the requests in flight first).
+
+    Loads the models before binding the port: versions that fail to load are logged and
+    left out, and when none loads it raises instead of serving nothing.
 
     Args:
         zoo_dir: the zoo directory.
         host: the address to bind; loopback by default.
-        port: the REST port.
+        port: the REST port; 0 picks a free one.
         backend: "savedmodel" or "onnx".
         log_level: uvicorn's log level.
         access_log: log one line per request (off by default, like TF Serving).
+        on_ready: called as `on_ready(url, served)` once the port is bound, with the base
+            URL (holding the real port) and the served versions (`ModelRepository.served()`).
         **app_options: passed to `create_app`.
+
+    Raises:
+        ValueError: no model version of the zoo loads.
     """
     import uvicorn
 
+    with _logging_to_stderr(log_level):
+        app = create_app(zoo_dir, backend, **app_options)
+        served = _load_or_raise(app.state.repository, zoo_dir)
+        # uvicorn re-raises the signal once it has shut down gracefully; as handled signals
+        # they end the process with status 0, not a KeyboardInterrupt traceback or a kill status.
+        signal.signal(signal.SIGTERM, _exit_cleanly)
+        signal.signal(signal.SIGINT, _exit_cleanly)
+        config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
+                                access_log=access_log, timeout_graceful_shutdown=10,
+                                server_header=False)
+        # Bound here, not by uvicorn, to know the real port when `port` is 0.
+        sock = config.bind_socket()
+        if on_ready is not None:
+            on_ready(_base_url(host, sock.getsockname()[1]), served)
+        uvicorn.Server(config).run(sockets=[sock])
+
+
+@contextlib.contextmanager
+def _logging_to_stderr(log_level):
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(log_level.upper())
-    app = create_app(zoo_dir, backend, **app_options)
-    # uvicorn re-raises the signal once it has shut down gracefully; as handled signals they
-    # end the process with status 0 instead of a KeyboardInterrupt traceback or a kill status.
-    signal.signal(signal.SIGTERM, _exit_cleanly)
-    signal.signal(signal.SIGINT, _exit_cleanly)
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log,
-                            timeout_graceful_shutdown=10, server_header=False)
-    uvicorn.Server(config).run()
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
+def _base_url(host, port):
+    """http://HOST:PORT, with an IPv6 host in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _load_or_raise(repository, zoo_dir):
+    repository.refresh()
+    served = repository.served()
+    if served:
+        return served
+    failures = repository.failures()
+    repository.close()
+    if not failures:
+        raise ValueError(f"{zoo_dir}: no SavedModel versions to serve")
+    (name, version), first = next(iter(failures.items()))
+    raise ValueError(
+        f"{zoo_dir}: no model version could be loaded ({len(failures)} failed; "
+        f"{name} version {version}: {first[:300]})"
+    )
 
 
 def _exit_cleanly(signum, frame):

@@ -3,6 +3,7 @@
 import concurrent.futures
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -258,11 +259,21 @@ def _cli(*args):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_serve_command_shuts_down_gracefully_on_sigterm(zoo, images):
-    port = testing.free_port()
-    process = _cli("serve", str(zoo[0]), "--port", str(port), "--poll-seconds", "0")
+def _announced_url(process):
+    """The URL `tfjsigr serve` prints once it has bound its port."""
+    for line in process.stdout:
+        match = re.match(r"serving tiny from .* on (http://127\.0\.0\.1:(\d+)) ", line)
+        if match:
+            assert int(match[2]) != 0
+            return match[1]
+    raise AssertionError("tfjsigr serve stopped before announcing its URL")
+
+
+def test_serve_command_on_port_0_announces_its_port_and_stops_gracefully(zoo, images):
+    process = _cli("serve", str(zoo[0]), "--port", "0", "--poll-seconds", "0")
     try:
-        url = f"http://127.0.0.1:{port}"
+        url = _announced_url(process)
+        port = int(url.rpartition(":")[2])
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and process.poll() is None:
             try:

@@ -1,6 +1,8 @@
 """Test helpers: a tiny zoo in TF Serving's layout and the local server on a free port."""
 
 import contextlib
+import http.server
+import json
 import os
 import pathlib
 import socket
@@ -121,3 +123,51 @@ def running_server(app, timeout_s=60.0):
         thread.join(timeout=30)
         sock.close()
 
+
+
+def metadata_answer(shape=INPUT_SHAPE, input_name="image"):
+    """TF Serving's answer to GET .../metadata for a model on [N, *shape] images."""
+    dims = [{"size": str(size), "name": ""} for size in (-1, *shape)]
+    inputs = {input_name: {"dtype": "DT_FLOAT", "tensor_shape": {"dim": dims}, "name": input_name}}
+    signature = {"inputs": inputs, "outputs": {}, "method_name": "tensorflow/serving/predict"}
+    return {"model_spec": {"name": "fake", "version": "1"},
+            "metadata": {"signature_def": {"signature_def": {"serving_default": signature}}}}
+
+
+@contextlib.contextmanager
+def answering_server(answer):
+    """An HTTP server (not a model server) on a free loopback port, answering every request.
+
+    Args:
+        answer: function from the request path to a 200 answer's body: bytes, or a value
+            sent as JSON.
+
+    Yields:
+        The base URL, e.g. "http://127.0.0.1:PORT".
+    """
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = answer(self.path)
+            body = body if isinstance(body, bytes) else json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.do_GET()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

@@ -68,6 +68,9 @@ def zoo_lock(zoo_dir):
 
     Yields:
         The zoo directory as a `pathlib.Path`.
+
+    Raises:
+        ValueError: the lock file `.zoo.lock` cannot be opened (a directory, no permission).
     """
     zoo_dir = pathlib.Path(zoo_dir)
     zoo_dir.mkdir(parents=True, exist_ok=True)
@@ -76,12 +79,21 @@ def zoo_lock(zoo_dir):
     except ImportError:  # Windows: one writer at a time is the user's business.
         yield zoo_dir
         return
-    with open(zoo_dir / LOCK_FILE, "a") as handle:
+    with _open_lock_file(zoo_dir / LOCK_FILE) as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield zoo_dir
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _open_lock_file(path):
+    try:
+        return open(path, "a")
+    except OSError as error:
+        raise ValueError(
+            f"{path}: cannot open the zoo's lock file ({error.strerror or error})"
+        ) from None
 
 
 def read_card(entry_dir):
@@ -95,11 +107,13 @@ def read_card(entry_dir):
 
     Raises:
         FileNotFoundError: the entry has no card.
-        ValueError: the card is not valid JSON or not a JSON object.
+        ValueError: the card is not a file, not valid JSON or not a JSON object.
     """
     path = pathlib.Path(entry_dir) / CARD_FILE
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"{path}: no model card (is {entry_dir} a zoo entry?)")
+    if not path.is_file():
+        raise ValueError(f"{path}: corrupt model card (not a file)")
     try:
         card = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -142,7 +156,8 @@ def update_card(entry_dir, section, data):
 def render_readme(card):
     """The human-readable model card (Markdown) for a card dict."""
     name = card.get("name", "unnamed")
-    versions = ", ".join(map(str, card.get("saved_model_versions") or [])) or "?"
+    versions = card.get("saved_model_versions")
+    versions = ", ".join(map(str, versions if isinstance(versions, list) else [])) or "?"
     lines = [
         f"# {name}",
         "",

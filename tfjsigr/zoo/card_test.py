@@ -84,3 +84,17 @@ def test_readme_renders_nested_and_list_values(tmp_path):
     assert '| penalties | `[{"type": "jacobian"}]` |' in readme
     assert "## Data\n\nfashion_mnist/test (sample)" in readme
     assert "## Extra notes\n\na, b" in readme
+
+
+def test_card_or_lock_file_that_is_a_directory_is_a_value_error(tmp_path):
+    (tmp_path / "card.json").mkdir()
+    with pytest.raises(ValueError, match="card.json: corrupt model card \\(not a file\\)"):
+        card_lib.read_card(tmp_path)
+    (tmp_path / ".zoo.lock").mkdir()
+    expected = ".zoo.lock: cannot open the zoo's lock file"
+    with pytest.raises(ValueError, match=expected), card_lib.zoo_lock(tmp_path):
+        pass
+
+
+def test_readme_of_a_card_with_odd_versions_renders(tmp_path):
+    assert "versions kept: ?" in card_lib.render_readme({"name": "jr", "saved_model_versions": 5})

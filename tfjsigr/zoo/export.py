@@ -5,7 +5,6 @@ import logging
 import os
 import pathlib
 import platform
-import re
 import shutil
 import tempfile
 
@@ -19,7 +18,6 @@ MAX_PARITY_IMAGES = 1000
 STORED_SAMPLE_IMAGES = 256
 ONNX_OPSET = 17
 FORMAT_VERSION = 1
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 NEW_SAVED_MODEL = "saved_model.new"
 
 
@@ -38,7 +36,8 @@ def export_entry(model, zoo_dir, name, recipe, metrics, sample_images, data_desc
     `probabilities`), `model.onnx` (same names, dynamic batch), the parity sample, `card.json`
     and `README.md`. Everything is built and checked in a hidden temporary directory under
     `zoo_dir`, then swapped into place; re-exporting a name adds a SavedModel version and keeps
-    the previous ones. `zoo_dir/index.json` is updated.
+    the previous ones. `zoo_dir/index.json` is updated (rebuilt from the cards if absent); a
+    corrupt index, lock file or previous card is refused before anything is built.
 
     Args:
         model: a trained `tfjsigr.RegularizedModel` (or any Keras model mapping images to logits).
@@ -55,7 +54,9 @@ def export_entry(model, zoo_dir, name, recipe, metrics, sample_images, data_desc
         The entry directory.
 
     Raises:
-        ValueError: bad name, sample images or an existing non-entry directory in the way.
+        ValueError: bad name or sample images, logits that are not finite, an existing
+            non-entry directory in the way, a corrupt index.json or previous card, or a new
+            version whose input shape or number of classes differs from the entry's card.
         ParityError: ONNX, SavedModel or reloaded model.keras logits differ from the model's by
             `verify.PARITY_TOLERANCE` or more; the zoo is left untouched.
     """
@@ -64,13 +65,15 @@ def export_entry(model, zoo_dir, name, recipe, metrics, sample_images, data_desc
     input_shape = _input_shape(backbone, sample_images)
     images = _check_images(sample_images, input_shape)[:MAX_PARITY_IMAGES]
     entry = zoo_dir / _check_name(name)
-    _refuse_non_entry(entry)  # Before minutes of conversion; again under the lock.
-    zoo_dir.mkdir(parents=True, exist_ok=True)
+    signature = (input_shape, _classes(model, images, entry))
+    # Before minutes of conversion; again under the lock.
+    with card_lib.zoo_lock(zoo_dir):
+        index_lib.read_index(zoo_dir)
+        _check_previous_entry(entry, signature)
     staging = pathlib.Path(tempfile.mkdtemp(dir=zoo_dir, prefix=f".{name}.", suffix=".staging"))
     staging.chmod(0o755)  # mkdtemp's 0700 would become the entry's mode.
     try:
-        parity = write_artifacts(model, backbone, input_shape, images, staging)
-        classes = verify_lib.keras_logits(model, images[:1]).shape[-1]
+        parity = write_artifacts(model, backbone, input_shape, images, staging, entry)
         sections = {
             "recipe": recipe,
             "data": data_description,
@@ -78,7 +81,7 @@ def export_entry(model, zoo_dir, name, recipe, metrics, sample_images, data_desc
             "parity": parity,
         }
         with card_lib.zoo_lock(zoo_dir):
-            _publish(model, entry, staging, sections, (input_shape, classes))
+            _publish(model, entry, staging, sections, signature)
     finally:
         # Holds the previous entry after a swap, the half-built one after a failure.
         shutil.rmtree(staging, ignore_errors=True)
@@ -86,16 +89,25 @@ def export_entry(model, zoo_dir, name, recipe, metrics, sample_images, data_desc
 
 
 def _publish(model, entry, staging, sections, signature):
-    """Under the zoo lock: SavedModel versions, card, swap into place, index."""
-    _refuse_non_entry(entry)
+    """Under the zoo lock: SavedModel versions, card, swap into place, index.
+
+    The index is read before the swap, and the swap is undone if writing it fails, so the zoo
+    never holds an entry its index does not list.
+    """
+    previous = _check_previous_entry(entry, signature)
     _adopt_saved_model_versions(entry, staging)
     versions = verify_lib.saved_model_versions(staging)
     card = _card(model, entry.name, versions, signature, sections)
-    card["history"] = _history(entry)
+    card["history"] = _history(previous)
     card["artifacts"] = verify_lib.checksums(staging)
     card_lib.write_card(staging, card)
+    entries = index_lib.with_record(entry.parent, index_lib.index_record(card))
     _swap_into_place(staging, entry)
-    index_lib.upsert_index(entry.parent, index_lib.index_record(card))
+    try:
+        index_lib.write_index(entry.parent, entries)
+    except BaseException:
+        _undo_swap(staging, entry)
+        raise
 
 
 def serving_backbone(model):
@@ -122,10 +134,18 @@ def serving_function(backbone, input_shape):
     return serve
 
 
-def write_artifacts(model, backbone, input_shape, images, directory):
+def write_artifacts(model, backbone, input_shape, images, directory, entry=None):
     """Writes model.keras, the SavedModel, model.onnx and the parity sample; checks parity.
 
     The SavedModel goes to `directory/saved_model.new` (its version is decided at the swap).
+
+    Args:
+        model: the trained model.
+        backbone: its Keras model from images to logits (`serving_backbone(model)`).
+        input_shape: (H, W, C) of one image.
+        images: float32 parity images.
+        directory: where to write (the export's staging directory).
+        entry: the entry the artifacts are for, named in errors [default: `directory`].
 
     Returns:
         Parity figures per runtime (see `verify.parity`).
@@ -157,7 +177,7 @@ def write_artifacts(model, backbone, input_shape, images, directory):
     failures = verify_lib.parity_failures(figures)
     if failures:
         raise ParityError(
-            f"export of {directory.name} failed its parity check: {'; '.join(failures)}"
+            f"export of {entry or directory} failed its parity check: {'; '.join(failures)}"
         )
     stored = slice(0, STORED_SAMPLE_IMAGES)
     np.savez(directory / verify_lib.SAMPLE_FILE, images=images[stored], logits=reference[stored])
@@ -221,7 +241,7 @@ def _softmax(logits):
 
 
 def _check_name(name):
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+    if not isinstance(name, str) or not index_lib.NAME_PATTERN.fullmatch(name):
         raise ValueError(
             f"entry name {name!r}: use letters, digits, '.', '_' and '-', not starting with '.'"
         )
@@ -252,11 +272,64 @@ def _check_images(sample_images, input_shape):
     return images
 
 
-def _refuse_non_entry(entry):
-    if entry.exists() and not (entry / card_lib.CARD_FILE).exists():
+def _classes(model, images, entry):
+    """The number of classes the model outputs; its logits must be finite."""
+    logits = verify_lib.keras_logits(model, images)
+    if not np.all(np.isfinite(logits)):
+        raise ValueError(
+            f"export of {entry}: the model's logits are not finite on the sample images "
+            "(NaN or infinite weights?); nothing exported"
+        )
+    return int(logits.shape[-1])
+
+
+def _check_previous_entry(entry, signature):
+    """The card of the entry's current version (None for a new entry), if compatible.
+
+    Raises:
+        ValueError: `entry` is not a zoo entry, its card is corrupt, or its recorded input
+            shape or number of classes differs from `signature` (serving would take the new
+            version for a canary of the old one).
+    """
+    if not entry.exists():
+        return None
+    if not (entry / card_lib.CARD_FILE).exists():
         raise ValueError(
             f"{entry}: exists and is not a zoo entry (no {card_lib.CARD_FILE}); not replacing it"
         )
+    try:
+        previous = card_lib.read_card(entry)
+    except ValueError as error:
+        raise ValueError(f"{error}; not adding a version to {entry}") from None
+    recorded = _recorded_signature(previous)
+    if recorded is not None and recorded != signature:
+        raise ValueError(
+            f"{entry}: the new model takes {_describe(signature)} but the entry's current "
+            f"version takes {_describe(recorded)}; export it under another name (--name)"
+        )
+    return previous
+
+
+def _recorded_signature(card):
+    """(input shape, classes) recorded in a card, or None where it records no usable one."""
+    model = card.get("model")
+    try:
+        shape = model["input"]["shape"][1:]
+        classes = model["outputs"]["logits"][-1]
+    except (KeyError, IndexError, TypeError):
+        return None
+    if not all(_is_count(d) for d in [*shape, classes]):
+        return None
+    return tuple(shape), classes
+
+
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _describe(signature):
+    shape, classes = signature
+    return f"images of shape {list(shape)} and outputs {classes} classes"
 
 
 def _adopt_saved_model_versions(entry, staging):
@@ -270,6 +343,14 @@ def _adopt_saved_model_versions(entry, staging):
     version = versions[-1] + 1 if versions else 1
     os.rename(staging / NEW_SAVED_MODEL, root / str(version))
     return version
+
+
+def _undo_swap(staging, entry):
+    """Puts the previous entry back at `entry` (or removes a new one) after `_swap_into_place`."""
+    if staging.exists():
+        _swap_into_place(staging, entry)
+    else:
+        os.rename(entry, staging)
 
 
 def _swap_into_place(staging, entry):
@@ -308,14 +389,13 @@ def _link_or_copy(source, destination):
         shutil.copy2(source, destination)
 
 
-def _history(entry):
-    """The previous card's versions and metrics, most recent first."""
-    try:
-        previous = card_lib.read_card(entry)
-    except (FileNotFoundError, ValueError):
+def _history(previous):
+    """The previous card's versions and metrics, most recent first ([] for a new entry)."""
+    if previous is None:
         return []
     summary = {key: previous.get(key) for key in ("version", "created", "metrics", "robustness")}
-    return [summary, *previous.get("history", [])]
+    history = previous.get("history")
+    return [summary, *(history if isinstance(history, list) else [])]
 
 
 def _card(model, name, versions, signature, sections):

@@ -175,7 +175,8 @@ def test_failed_parity_leaves_the_zoo_untouched(entry, tmp_path, monkeypatch):
     monkeypatch.setattr(verify_lib, "onnx_outputs", drifting)
     model = tiny_model(seed=4)
     for name in ("jr", "fresh"):
-        with pytest.raises(export_lib.ParityError, match="onnx: max_abs_logit_diff"):
+        expected = f"export of {zoo_dir / name} failed its parity check: onnx: max_abs_logit_diff"
+        with pytest.raises(export_lib.ParityError, match=expected):
             export(model, zoo_dir, name=name)
     after = {p.relative_to(zoo_dir): p.read_bytes() for p in zoo_dir.rglob("*") if p.is_file()}
     assert after == before
@@ -209,3 +210,102 @@ def test_refuses_to_replace_a_directory_that_is_not_an_entry(model, tmp_path):
 def test_card_is_plain_json(entry):
     card = json.loads((entry / "card.json").read_text())
     assert isinstance(card["metrics"]["clean_accuracy"], float)
+
+
+def zoo_copy(entry, tmp_path):
+    zoo_dir = tmp_path / "zoo"
+    shutil.copytree(entry.parent, zoo_dir)
+    return zoo_dir
+
+
+def snapshot(zoo_dir):
+    return {p.relative_to(zoo_dir): p.read_bytes() for p in zoo_dir.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        '{"entries": [{"name": "jr", "version": 1}, {"name": 3, "version": 1}]}',
+        '{"entries": [{"name": null, "version": 1}]}',
+        '{"entries": [{"name": "jr", "version": 1, "metrics": []}]}',
+        "directory",
+    ],
+)
+def test_malformed_index_is_refused_before_anything_is_built(
+    model, entry, tmp_path, monkeypatch, index
+):
+    zoo_dir = zoo_copy(entry, tmp_path)
+    (zoo_dir / "index.json").unlink()
+    if index == "directory":
+        (zoo_dir / "index.json").mkdir()
+    else:
+        (zoo_dir / "index.json").write_text(index)
+    before = snapshot(zoo_dir)
+    monkeypatch.setattr(export_lib, "write_artifacts", None)  # Never reached.
+    for name in ("jr", "fresh"):
+        with pytest.raises(ValueError, match="index.json: corrupt zoo index"):
+            export(model, zoo_dir, name=name)
+    assert snapshot(zoo_dir) == before
+    assert sorted(p.name for p in zoo_dir.iterdir()) == [".zoo.lock", "index.json", "jr"]
+
+
+def test_lock_file_that_is_a_directory_is_refused_before_anything_is_built(model, tmp_path):
+    (tmp_path / ".zoo.lock").mkdir()
+    with pytest.raises(ValueError, match=".zoo.lock: cannot open the zoo's lock file"):
+        export(model, tmp_path, name="fresh")
+    assert [p.name for p in tmp_path.iterdir()] == [".zoo.lock"]
+
+
+@pytest.mark.parametrize("name", ["jr", "fresh"])
+def test_failed_index_write_undoes_the_swap(model, entry, tmp_path, monkeypatch, name):
+    zoo_dir = zoo_copy(entry, tmp_path)
+    before = snapshot(zoo_dir)
+
+    def full_disk(zoo_dir, entries):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(index_lib, "write_index", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        export(model, zoo_dir, name=name)
+    assert snapshot(zoo_dir) == before
+    assert sorted(p.name for p in zoo_dir.iterdir()) == [".zoo.lock", "index.json", "jr"]
+
+
+def test_missing_index_is_rebuilt_with_every_entry(model, entry, tmp_path):
+    zoo_dir = zoo_copy(entry, tmp_path)
+    (zoo_dir / "index.json").unlink()
+    export(model, zoo_dir, name="fresh")
+    assert [e["name"] for e in index_lib.read_index(zoo_dir)] == ["fresh", "jr"]
+
+
+@pytest.mark.parametrize(
+    "classes, shape", [(3, SHAPE), (4, (8, 8, 1))], ids=["classes", "input shape"]
+)
+def test_new_version_with_another_signature_is_refused(entry, tmp_path, classes, shape):
+    zoo_dir = zoo_copy(entry, tmp_path)
+    before = snapshot(zoo_dir)
+    backbone = small_cnn(input_shape=shape, num_classes=classes, filters=(4, 8), dense=16)
+    images = np.random.default_rng(0).uniform(size=(4, *shape)).astype(np.float32)
+    with pytest.raises(ValueError, match="export it under another name") as error:
+        export_lib.export_entry(backbone, zoo_dir, "jr", {}, {}, images, "")
+    expected = f"{zoo_dir / 'jr'}: the new model takes images of shape {list(shape)}"
+    assert str(error.value).startswith(expected)
+    assert snapshot(zoo_dir) == before
+
+
+def test_corrupt_previous_card_is_refused(model, entry, tmp_path):
+    zoo_dir = zoo_copy(entry, tmp_path)
+    (zoo_dir / "jr" / "card.json").write_text("[1, 2]")
+    before = snapshot(zoo_dir)
+    with pytest.raises(ValueError, match="corrupt model card .*not adding a version"):
+        export(model, zoo_dir, name="jr")
+    assert snapshot(zoo_dir) == before
+
+
+def test_model_with_nan_weights_names_the_entry(tmp_path):
+    model = tiny_model(seed=5)
+    model.model.layers[-1].kernel.assign(np.full(model.model.layers[-1].kernel.shape, np.nan))
+    with pytest.raises(ValueError, match="logits are not finite") as error:
+        export(model, tmp_path, name="nan")
+    assert str(error.value).startswith(f"export of {tmp_path / 'nan'}:")
+    assert list(tmp_path.iterdir()) == []

@@ -166,7 +166,7 @@ def verify_entry(entry_dir, tolerance=PARITY_TOLERANCE, random_images=RANDOM_IMA
     entry_dir = pathlib.Path(entry_dir)
     try:
         card = card_lib.read_card(entry_dir)
-    except (FileNotFoundError, ValueError) as error:
+    except (OSError, ValueError) as error:
         return [str(error)]
     missing = [key for key in REQUIRED_KEYS if key not in card]
     if missing:
@@ -176,32 +176,73 @@ def verify_entry(entry_dir, tolerance=PARITY_TOLERANCE, random_images=RANDOM_IMA
 
 
 def _card_problems(entry_dir, card):
-    problems = []
+    problems = [
+        f"{entry_dir / card_lib.CARD_FILE}: corrupt model card ({problem})"
+        for problem in _card_type_problems(card)
+    ]
     if card["name"] != entry_dir.name:
         problems.append(f"{entry_dir}: card names the entry {card['name']!r}")
     versions = saved_model_versions(entry_dir)
     if versions != card["saved_model_versions"] or not versions or versions[-1] != card["version"]:
         problems.append(
             f"{entry_dir / SAVED_MODEL_DIR}: versions on disk {versions} do not match the card's "
-            f"{card['saved_model_versions']} (latest {card['version']})"
+            f"saved_model_versions {card['saved_model_versions']!r} and version {card['version']!r}"
         )
     readme = entry_dir / card_lib.README_FILE
-    if not readme.is_file() or readme.read_text() != card_lib.render_readme(card):
+    try:
+        up_to_date = readme.read_text() == card_lib.render_readme(card)
+    except (OSError, UnicodeDecodeError):
+        up_to_date = False
+    if not up_to_date:
         problems.append(f"{readme}: missing or out of date with card.json")
     return problems
+
+
+def _card_type_problems(card):
+    """What is wrong with the types of the card's required sections."""
+    checks = {
+        "name": (isinstance(card["name"], str), "a string"),
+        "version": (_is_version(card["version"]), "a positive integer"),
+        "saved_model_versions": (
+            isinstance(card["saved_model_versions"], list)
+            and all(_is_version(v) for v in card["saved_model_versions"]),
+            "a list of positive integers",
+        ),
+        "model": (isinstance(card["model"], dict), "a JSON object"),
+        "artifacts": (isinstance(card["artifacts"], dict), "a JSON object"),
+        "parity": (isinstance(card["parity"], dict), "a JSON object"),
+    }
+    return [
+        f"{key} must be {expected}, got {_short_repr(card[key])} ({type(card[key]).__name__})"
+        for key, (ok, expected) in checks.items()
+        if not ok
+    ]
+
+
+def _short_repr(value, limit=60):
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_version(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _checksum_problems(entry_dir, card):
     expected = card["artifacts"]
     if not isinstance(expected, dict):
-        return [f"{entry_dir / card_lib.CARD_FILE}: corrupt model card (artifacts is not a dict)"]
+        return []  # Reported by _card_problems.
     problems = []
     for relative, digest in sorted(expected.items()):
         path = entry_dir / relative
-        if not path.is_file():
+        if not index_lib.is_inside_path(relative):
+            problems.append(
+                f"{entry_dir / card_lib.CARD_FILE}: artifact {relative!r} is outside the entry"
+            )
+        elif not path.is_file():
             problems.append(f"{path}: missing")
-        elif sha256(path) != digest:
-            problems.append(f"{path}: sha256 mismatch (file changed since export)")
+        else:
+            problems += _digest_problems(path, digest)
     for relative in artifact_files(entry_dir):
         if relative not in expected:
             problems.append(f"{entry_dir / relative}: not listed in the card's checksums")
@@ -218,7 +259,12 @@ def _runtime_problems(entry_dir, card, tolerance, random_images):
     except Exception as error:  # noqa: BLE001  (any load failure is a problem to report)
         return [f"{entry_dir / KERAS_FILE}: cannot load ({_one_line(error)})"]
     images, recorded, problems = _parity_inputs(entry_dir, card, random_images)
-    reference = keras_logits(model, images)
+    if images is None:
+        return problems
+    try:
+        reference = keras_logits(model, images)
+    except Exception as error:  # noqa: BLE001
+        return problems + [f"{entry_dir / KERAS_FILE}: cannot run ({_one_line(error)})"]
     if recorded is not None:
         drift = _max_abs(reference[: len(recorded)], np.asarray(recorded, np.float64))
         if not drift < tolerance:
@@ -241,6 +287,14 @@ def _runtime_problems(entry_dir, card, tolerance, random_images):
     return problems
 
 
+def _digest_problems(path, digest):
+    try:
+        actual = sha256(path)
+    except OSError as error:
+        return [f"{path}: unreadable ({error.strerror or error})"]
+    return [] if actual == digest else [f"{path}: sha256 mismatch (file changed since export)"]
+
+
 def _checked_onnx_outputs(path, images):
     import onnx
 
@@ -249,8 +303,13 @@ def _checked_onnx_outputs(path, images):
 
 
 def _parity_inputs(entry_dir, card, random_images):
-    """Stored sample (with its recorded logits) followed by fresh random images in [0, 1]."""
-    shape = tuple(card["model"].get("input", {}).get("shape", [None])[1:])
+    """Stored sample (with its recorded logits) followed by fresh random images in [0, 1].
+
+    Returns:
+        (images or None when there is no input shape to draw from, recorded logits or None,
+        problems).
+    """
+    shape = _card_input_shape(card)
     problems, stored, recorded = [], [], None
     path = entry_dir / SAMPLE_FILE
     try:
@@ -259,16 +318,23 @@ def _parity_inputs(entry_dir, card, random_images):
         shape = stored.shape[1:]
     except Exception as error:  # noqa: BLE001
         problems.append(f"{path}: cannot read the stored sample ({_one_line(error)})")
-    if None in shape or not shape:
-        return (
-            np.zeros((0,), np.float32),
-            None,
-            problems
-            + [f"{entry_dir / card_lib.CARD_FILE}: no input shape to draw random images from"],
-        )
+    if not shape:
+        problem = f"{entry_dir / card_lib.CARD_FILE}: no input shape to draw random images from"
+        return None, None, [*problems, problem]
     fresh = np.random.default_rng(0).uniform(size=(random_images, *shape)).astype(np.float32)
     images = np.concatenate([np.reshape(stored, (-1, *shape)), fresh])
     return images, recorded, problems
+
+
+def _card_input_shape(card):
+    """(H, W, C) from the card's model.input.shape [None, H, W, C]; () when it has none."""
+    try:
+        shape = tuple(card["model"]["input"]["shape"][1:])
+    except (KeyError, IndexError, TypeError):
+        return ()
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        return ()
+    return shape
 
 
 def _one_line(error):
@@ -301,8 +367,16 @@ def verify_zoo(zoo_dir, tolerance=PARITY_TOLERANCE):
     if not on_disk and not listed:
         problems.append(f"{zoo_dir}: no entries to verify")
     for name in on_disk:
-        problems += verify_entry(zoo_dir / name, tolerance)
+        problems += _guarded_verify_entry(zoo_dir / name, tolerance)
     return problems
+
+
+def _guarded_verify_entry(entry_dir, tolerance):
+    """`verify_entry`, with anything unforeseen reported as that entry's problem."""
+    try:
+        return verify_entry(entry_dir, tolerance)
+    except Exception as error:  # noqa: BLE001  (one broken entry must not hide the others)
+        return [f"{entry_dir}: cannot verify ({_one_line(error)})"]
 
 
 def _index_problems(zoo_dir, on_disk):
@@ -321,7 +395,7 @@ def _index_problems(zoo_dir, on_disk):
             continue
         try:
             expected = index_lib.index_record(card_lib.read_card(zoo_dir / name))
-        except (ValueError, KeyError):
+        except (OSError, ValueError, KeyError, AttributeError):
             continue  # verify_entry reports the card itself.
         if record != expected:
             problems.append(f"{index_path}: record of {name!r} does not match its card")

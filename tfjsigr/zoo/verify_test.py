@@ -142,3 +142,66 @@ def test_parity_figures():
     assert verify_lib.parity_failures(nan) == [
         "onnx: max_abs_logit_diff nan exceeds 0.0001 on 1 images"
     ]
+
+
+def edit_card(entry, **changes):
+    card = json.loads((entry / "card.json").read_text())
+    card.update(changes)
+    card_lib.write_card(entry, card)  # README kept in step: only the edited key is at fault.
+    return card
+
+
+@pytest.mark.parametrize(
+    "model, match",
+    [
+        ([1], "model must be a JSON object, got [1] (list)"),
+        ({"input": {"shape": 5}}, "no input shape to draw random images from"),
+    ],
+)
+def test_malformed_model_section_is_a_problem_not_a_crash(zoo_dir, model, match):
+    entry = zoo_dir / "jr"
+    (entry / "parity_sample.npz").unlink()  # Forces the shape to come from the card.
+    edit_card(entry, model=model)
+    problems = verify_lib.verify_zoo(zoo_dir)
+    assert any(match in p for p in problems), problems
+    assert any("parity_sample.npz: missing" in p for p in problems), problems
+
+
+def test_version_of_the_wrong_type_is_shown_with_its_type(zoo_dir):
+    edit_card(zoo_dir / "jr", version="1")
+    problems = verify_lib.verify_entry(zoo_dir / "jr")
+    assert any("version must be a positive integer, got '1' (str)" in p for p in problems)
+    assert any("saved_model_versions [1] and version '1'" in p for p in problems), problems
+
+
+def test_one_broken_entry_does_not_stop_the_others(zoo_dir, monkeypatch):
+    (zoo_dir / "broken").mkdir()
+    (zoo_dir / "broken" / "card.json").mkdir()
+    (zoo_dir / "jr" / "README.md").write_text("# hand-edited\n")
+    problems = verify_lib.verify_zoo(zoo_dir)
+    assert f"{zoo_dir / 'broken' / 'card.json'}: corrupt model card (not a file)" in problems
+    assert f"{zoo_dir / 'index.json'}: entry 'broken' is not listed" in problems
+    assert f"{zoo_dir / 'jr' / 'README.md'}: missing or out of date with card.json" in problems
+
+    def unforeseen(entry_dir, tolerance):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(verify_lib, "verify_entry", unforeseen)
+    assert f"{zoo_dir / 'jr'}: cannot verify (RuntimeError: boom)" in verify_lib.verify_zoo(zoo_dir)
+
+
+def test_artifact_paths_outside_the_entry_are_reported(zoo_dir):
+    card = json.loads((zoo_dir / "jr" / "card.json").read_text())
+    edit_card(zoo_dir / "jr", artifacts={**card["artifacts"], "../index.json": "0" * 64})
+    problems = verify_lib.verify_entry(zoo_dir / "jr")
+    assert problems == [
+        f"{zoo_dir / 'jr' / 'card.json'}: artifact '../index.json' is outside the entry"
+    ]
+
+
+def test_malformed_index_is_reported_and_entries_still_verified(zoo_dir):
+    (zoo_dir / "index.json").write_text('{"entries": [{"name": "jr", "version": [1]}]}')
+    (zoo_dir / "jr" / "README.md").write_text("# hand-edited\n")
+    problems = verify_lib.verify_zoo(zoo_dir)
+    assert any(p.startswith(f"{zoo_dir / 'index.json'}: corrupt zoo index") for p in problems)
+    assert any("README.md: missing or out of date" in p for p in problems), problems
