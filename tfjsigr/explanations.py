@@ -36,7 +36,7 @@ def adversarial_explanation(model, images, target_class, rho=DEFAULT_RHO, steps=
         model: a Keras model (or `RegularizedModel`) mapping images in [0, 1] to logits.
         images: one image [H, W, C] or a batch [N, H, W, C], float in [0, 1].
         target_class: an int, or one int per image.
-        rho: the RMS bound on the change (> 0).
+        rho: the RMS bound on the change, in (0, 1].
         steps: number of descent steps (>= 1).
 
     Returns:
@@ -82,8 +82,9 @@ def _descend(model, x, targets, rho, steps):
 
 
 def _check_rho(rho):
-    if not 0 < rho < float("inf"):
-        raise ValueError(f"rho must be finite and > 0, got {rho}")
+    # The RMS of a change to pixels in [0, 1] is at most 1: larger bounds are typos.
+    if not 0 < rho <= 1:
+        raise ValueError(f"rho must be in (0, 1] (an RMS of pixels in [0, 1]), got {rho}")
 
 
 def _as_batch(images):
@@ -115,7 +116,7 @@ def explanation_grid(model, image, rho=DEFAULT_RHO, path="explanations.png", tar
     Args:
         model: a Keras model mapping images in [0, 1] to logits.
         image: one image [H, W, C] in [0, 1].
-        rho: the RMS bound.
+        rho: the RMS bound, in (0, 1].
         path: the PNG file to write (its folder is created), as named: no suffix is added.
         targets: the target classes (default: every class).
         class_names: optional names of the classes, for the titles.

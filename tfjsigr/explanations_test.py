@@ -54,6 +54,8 @@ def test_single_image_in_single_image_out(trained):
     [
         {"rho": 0.0},
         {"rho": float("inf")},
+        {"rho": 1.5},
+        {"rho": float("nan")},
         {"steps": 0},
         {"target_class": [1, 2]},
         {"target_class": 1.5},
@@ -61,7 +63,18 @@ def test_single_image_in_single_image_out(trained):
         {"images": np.full((2, 28, 28, 1), 1.5, np.float32)},
         {"images": "bad"},
     ],
-    ids=["rho", "rho-inf", "steps", "target-count", "target-type", "target-range", "pixels", "images"],
+    ids=[
+        "rho",
+        "rho-inf",
+        "rho-above-1",
+        "rho-nan",
+        "steps",
+        "target-count",
+        "target-type",
+        "target-range",
+        "pixels",
+        "images",
+    ],
 )
 def test_bad_arguments_raise_value_error(trained, kwargs):
     model, x, _ = trained
@@ -94,6 +107,8 @@ def test_a_model_with_nan_outputs_is_refused(tmp_path):
 
 def test_explanation_grid_writes_exactly_the_path_it_is_given(tmp_path):
     image = np.full((16, 16, 1), 0.5, np.float32)
-    path, _, _ = explanations.explanation_grid(testing.tiny_cnn(), image, 0.1, tmp_path / "grid", steps=1)
+    path, _, _ = explanations.explanation_grid(
+        testing.tiny_cnn(), image, 0.1, tmp_path / "grid", steps=1
+    )
     assert path == tmp_path / "grid"
     assert path.read_bytes()[:4] == b"\x89PNG"

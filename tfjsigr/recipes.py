@@ -87,8 +87,9 @@ _RANGES = {
     "optimizer.learning_rate": (lambda value: value > 0, "> 0"),
     "optimizer.momentum": (lambda value: 0 <= value < 1, "in [0, 1)"),
     "optimizer.weight_decay": (lambda value: value >= 0, ">= 0"),
-    "adversarial_training.epsilon": (lambda value: value > 0, "> 0"),
-    "adversarial_training.step_size": (lambda value: value > 0, "> 0"),
+    # Images are in [0, 1]: a larger perturbation is no longer a perturbation.
+    "adversarial_training.epsilon": (lambda value: 0 < value <= 1, "in (0, 1]"),
+    "adversarial_training.step_size": (lambda value: 0 < value <= 1, "in (0, 1]"),
 }
 _MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
 # The name becomes a folder (runs/<name>, zoo/<name>) and a Keras scope name.

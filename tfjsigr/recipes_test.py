@@ -125,11 +125,19 @@ def test_valid_recipe_builds_its_parts(tmp_path):
         ),
         (
             ("epochs = 3", "epochs = 3\n[adversarial_training]\nattack = 'pgd'\nepsilon = 0"),
-            "'adversarial_training.epsilon' must be > 0",
+            "'adversarial_training.epsilon' must be in \\(0, 1\\]",
+        ),
+        (
+            ("epochs = 3", "epochs = 3\n[adversarial_training]\nattack = 'pgd'\nepsilon = 100"),
+            "'adversarial_training.epsilon' must be in \\(0, 1\\], got 100",
         ),
         (
             ("epochs = 3", "epochs = 3\n[adversarial_training]\nattack = 'pgd'\nstep_size = -1"),
-            "'adversarial_training.step_size' must be > 0",
+            "'adversarial_training.step_size' must be in \\(0, 1\\]",
+        ),
+        (
+            ("epochs = 3", "epochs = 3\n[adversarial_training]\nattack = 'pgd'\nstep_size = 2"),
+            "'adversarial_training.step_size' must be in \\(0, 1\\], got 2",
         ),
         (("weight = 0.5", "weight = inf"), "'penalties\\[0\\].weight' must be a finite number"),
         (("weight = 0.5", "weight = -0.5"), "penalties\\[0\\]'.*non-negative"),

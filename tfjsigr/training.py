@@ -22,6 +22,7 @@ from tfjsigr.atomic_backup_and_restore import (
 from tfjsigr.recipes import build_optimizer
 from tfjsigr.regularized_model import RegularizedModel
 from tfjsigr.zoo.card import CARD_FILE, json_default, write_json_atomic
+from tfjsigr.zoo.index import zoo_folder_around
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
 PGD_EVALUATION = {"eps": 0.1, "step_size": 0.025, "steps": 20}
@@ -179,7 +180,7 @@ def train(
         recipe: a `tfjsigr.recipes.Recipe` (apply `quick_variant()` first for a quick run).
         run_dir: folder for the checkpoint (`backup/`, with a record of its recipe), and for
             `model.keras`, `metrics.json` and `recipe.json`, which replace the previous run's
-            only once training has succeeded; not a zoo entry. None trains without checkpoints
+            only once training has succeeded; not in a zoo (see `check_run_dir`). None trains without checkpoints
             or files.
         strategy: "default", "mirrored" or "multi-worker" (TF_CONFIG).
         data_dir: folder of IDX or npz files, tried before the other sources.
@@ -193,12 +194,13 @@ def train(
 
     Raises:
         TrainingDiverged: the loss became NaN (nothing is written; a previous run's files stay).
-        ValueError: bad strategy, data or checkpoint, or `run_dir` is a zoo entry.
+        ValueError: bad strategy, data or checkpoint, or `run_dir` is (or lies inside) a zoo
+            entry or a zoo.
         FileNotFoundError: missing data.
     """
     if run_dir is not None:
         run_dir = pathlib.Path(run_dir)
-        _refuse_zoo_entry(run_dir)
+        check_run_dir(run_dir)
     distribution = make_strategy(strategy)
     is_chief, worker = _worker_index() if strategy == "multi-worker" else (True, 0)
     keras.utils.set_random_seed(recipe.seed)
@@ -250,12 +252,23 @@ def train(
     return TrainingResult(model, metrics, history.history, x_eval, y_eval, is_chief)
 
 
-def _refuse_zoo_entry(run_dir):
-    if (run_dir / CARD_FILE).exists():
-        raise ValueError(
-            f"{run_dir} is a zoo entry (it holds {CARD_FILE}), not a run folder: train into "
-            "another folder (the default is runs/<name>) and export the run from there"
-        )
+def check_run_dir(run_dir):
+    """ValueError unless `run_dir` may be a run folder: it is no zoo entry or zoo, nor inside one.
+
+    Training writes checkpoints and model files the zoo's checksums and index do not list.
+    """
+    found = zoo_folder_around(run_dir)
+    if found is None:
+        return
+    folder, marker = found
+    kind = "zoo entry" if marker == CARD_FILE else "zoo"
+    where = f"lies inside the {kind} {folder}"
+    if folder == pathlib.Path(run_dir).resolve():
+        where = f"is a {kind}"
+    raise ValueError(
+        f"{run_dir} {where} (it holds {marker}), not a run folder: train into another "
+        "folder (the default is runs/<name>) and export the run from there"
+    )
 
 
 def _prepare_checkpoint_dir(run_dir, recipe, is_chief, worker):
@@ -338,8 +351,8 @@ def _check_finite(model, history, name):
     if bad_epoch is not None or not weights_finite:
         where = f" in epoch {bad_epoch + 1}" if bad_epoch is not None else ""
         raise TrainingDiverged(
-            f"{name}: the loss became NaN{where}; training stopped and nothing was exported "
-            "(lower the learning rate or the penalty weights)"
+            f"{name}: the loss became NaN{where}; training stopped, and no model was saved or "
+            "exported (lower the learning rate, the weight decay or the penalty weights)"
         )
 
 

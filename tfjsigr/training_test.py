@@ -3,6 +3,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import re
 import socket
 import subprocess
 import sys
@@ -155,6 +156,30 @@ def test_a_zoo_entry_is_refused_as_run_folder(tmp_path):
     assert [p.name for p in entry.iterdir()] == ["card.json"]
 
 
+@pytest.mark.parametrize(
+    "marker, run, message",
+    [
+        ("zoo/tiny/card.json", "zoo/tiny/saved_model", "lies inside the zoo entry"),
+        ("zoo/index.json", "zoo", "is a zoo (it holds index.json)"),
+        ("zoo/index.json", "zoo/new/run", "lies inside the zoo"),
+        ("zoo/.zoo.lock", "zoo/new", "lies inside the zoo"),
+    ],
+)
+def test_a_folder_in_a_zoo_is_refused_as_run_folder(tmp_path, marker, run, message):
+    (tmp_path / marker).parent.mkdir(parents=True)
+    (tmp_path / marker).write_text('{"entries": []}')
+    before = sorted(tmp_path.rglob("*"))
+    expected = re.escape(f"{tmp_path / run} {message}") + ".*not a run folder"
+    with pytest.raises(ValueError, match=expected):
+        training.train(tiny_recipe(), tmp_path / run, verbose=0, evaluate=False)
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_a_folder_beside_an_index_json_of_another_kind_may_be_a_run_folder(tmp_path):
+    (tmp_path / "index.json").write_text('{"pages": ["home"]}')
+    training.check_run_dir(tmp_path / "run")
+
+
 def write_checkpoint(backup, record):
     """A checkpoint folder as an interrupted run leaves it, with `record` as its recipe record."""
     backup.mkdir(parents=True)
@@ -222,7 +247,7 @@ def test_a_malformed_tf_config_is_a_value_error(monkeypatch, tf_config, message)
 def test_nan_loss_stops_training_and_writes_no_model(tmp_path):
     data_dir = write_tiny_fashion_mnist(tmp_path)
     recipe = tiny_recipe(optimizer={"name": "sgd", "learning_rate": 1e30})
-    with pytest.raises(training.TrainingDiverged, match="NaN.*nothing was exported"):
+    with pytest.raises(training.TrainingDiverged, match="NaN.*no model was saved.*weight decay"):
         training.train(recipe, tmp_path / "run", data_dir=data_dir, verbose=0, evaluate=False)
     assert not (tmp_path / "run" / training.MODEL_FILE).exists()
 

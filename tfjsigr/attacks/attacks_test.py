@@ -53,6 +53,15 @@ def test_linf_attack_lowers_accuracy_within_ball_and_range(setup, name):
     assert testing.accuracy(model_fn, x_adv, y) < clean - 0.05
 
 
+@pytest.mark.parametrize("name", sorted(LINF_ATTACKS))
+def test_linf_attack_compiles_for_a_single_image(setup, name):
+    model_fn, x, y, _ = setup
+    compiled = tf.function(LINF_ATTACKS[name])
+    x_adv = np.asarray(compiled(model_fn, tf.constant(x[:1]), tf.constant(y[:1])))
+    assert x_adv.shape == x[:1].shape
+    assert np.max(np.abs(x_adv - x[:1])) <= EPS + 1e-6
+
+
 def test_l2_pgd_respects_l2_ball(setup):
     model_fn, x, y, clean = setup
     x_adv = np.asarray(

@@ -230,7 +230,8 @@ def _pgd_run_early_stop(
             x_adv, active = step(x_adv, active)
         return x_adv
     _, x_adv, _ = tf.while_loop(
-        lambda i, *_: i < steps,
+        # Stopping once none is active also spares the model an empty batch (oneDNN fails on it).
+        lambda i, _, active: tf.logical_and(i < steps, tf.reduce_any(active)),
         lambda i, x_adv, active: (i + 1, *step(x_adv, active)),
         (tf.constant(0), x_adv, active),
     )

@@ -63,9 +63,9 @@ def spsa(
             repeated_labels, model_fn(tiled - delta * v)
         )
         estimate = tf.reshape(difference, per_example) * v / (2.0 * delta)
-        return tf.reduce_mean(
-            tf.reshape(estimate, tf.concat([[shape[0], samples], shape[1:]], 0)), 1
-        )
+        estimate = tf.reshape(estimate, tf.concat([[shape[0], samples], shape[1:]], 0))
+        # The dynamic reshape loses a batch of one's static size, which tf.while_loop needs.
+        return tf.ensure_shape(tf.reduce_mean(estimate, 1), x.shape)
 
     def step(t, perturbation, m, v):
         g = gradient_estimate(_clip(x + perturbation, clip_min, clip_max))

@@ -66,7 +66,10 @@ def square(model_fn, x, y, eps, queries=1000, p_init=0.8, clip_min=0.0, clip_max
         cols = _window(batch, side, width, seed)
         window = tf.logical_and(rows[:, :, None, None], cols[:, None, :, None])
         signs = eps * tf.sign(tf.random.uniform([batch, 1, 1, channels], -1.0, 1.0, seed=seed))
-        candidate = _clip(tf.where(window, x + signs, x_best), clip_min, clip_max)
+        # A batch of one broadcasts against the dynamic-size window to an unknown batch size.
+        candidate = tf.ensure_shape(
+            _clip(tf.where(window, x + signs, x_best), clip_min, clip_max), x.shape
+        )
         loss = margin_loss(labels, model_fn(candidate))
         better = tf.logical_and(loss < loss_best, loss_best > 0)
         x_best = tf.ensure_shape(tf.where(better[:, None, None, None], candidate, x_best), x.shape)

@@ -1,12 +1,21 @@
 """`tfjsigr evaluate MODEL` and `tfjsigr zoo evaluate [DIR]`: robustness reports with plots."""
 
+import os
 import pathlib
+import tempfile
 import time
 
 import click
 
-from tfjsigr.cli.errors import MODEL_FILE, load_keras_model, user_errors
+from tfjsigr.cli.errors import (
+    MODEL_FILE,
+    load_keras_model,
+    one_line,
+    resolve_model_path,
+    user_errors,
+)
 from tfjsigr.cli.group import cli, zoo
+from tfjsigr.cli.training_commands import default_entry_name
 
 MAX_SEED = 2**31 - 1
 
@@ -115,14 +124,47 @@ def _update_cards(entries, report, report_path):
         )
 
 
+def _report_folder(out, default):
+    """The report folder, --out else `default`, checked before the evaluation starts."""
+    folder = pathlib.Path(out or default)
+    _check_out(folder, "--out" if out else "the default --out")
+    return folder
+
+
+def _check_out(out, option):
+    """Fails if the report folder lies in a zoo entry or cannot be written.
+
+    Report files inside an entry are files `tfjsigr zoo verify` refuses.
+    """
+    from tfjsigr.zoo.card import CARD_FILE
+
+    resolved = pathlib.Path(out).resolve()
+    for folder in (resolved, *resolved.parents):
+        if (folder / CARD_FILE).is_file():
+            raise click.ClickException(
+                f"{option} {out} lies inside the zoo entry {folder} (reports there break "
+                "`tfjsigr zoo verify`); pass --out a folder outside it"
+            )
+    existing = next(p for p in (resolved, *resolved.parents) if os.path.exists(p))
+    if not existing.is_dir():
+        raise click.ClickException(f"{option} {out}: {existing} is a file, not a folder")
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as error:
+        raise click.ClickException(
+            f"{option} {out}: cannot write in {existing} ({one_line(error)})"
+        ) from None
+
+
 def _write(report, evaluations, labels, out, title):
     from tfjsigr.evaluation import plots
     from tfjsigr.evaluation.report import write_report
 
     out = pathlib.Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    report["figures"] = plots.write_all(report, evaluations, labels, out)
-    return write_report(report, out, title)
+    with user_errors():
+        out.mkdir(parents=True, exist_ok=True)
+        report["figures"] = plots.write_all(report, evaluations, labels, out)
+        return write_report(report, out, title)
 
 
 def _run(
@@ -213,19 +255,60 @@ def _options(function):
 @click.argument("model", type=click.Path(exists=True))
 @_options
 def evaluate(model, out, samples, seed, source, no_guards):
-    """Robustness and interpretability report of one MODEL (.keras file or zoo entry directory)."""
+    """Robustness and interpretability report of one MODEL (.keras file or zoo entry directory).
+
+    The model is named as `tfjsigr export` names it: after its folder for a model.keras, else
+    after the file; the report goes to evaluation/<name> unless --out says otherwise.
+    """
     path = pathlib.Path(model)
-    name = path.name if path.is_dir() else path.stem
+    if path.is_dir() and _is_zoo(path):
+        raise click.ClickException(
+            f"{path} is a zoo, not a model: use `tfjsigr zoo evaluate {path}`"
+        )
+    _, model_file = resolve_model_path(path)
+    name = default_entry_name(model_file, {})
     entries = {name: path} if path.is_dir() else {}
-    _run(
-        {name: path},
-        entries,
-        out or pathlib.Path("evaluation") / name,
-        samples,
-        seed,
-        source,
-        no_guards,
-    )
+    folder = _report_folder(out, pathlib.Path("evaluation") / name)
+    _run({name: path}, entries, folder, samples, seed, source, no_guards)
+
+
+def _is_zoo(path):
+    """Whether a folder is a zoo (index.json, or entries with model.keras), not an entry."""
+    from tfjsigr.zoo.index import INDEX_FILE
+
+    if (path / MODEL_FILE).exists():
+        return False
+    with user_errors():
+        return (path / INDEX_FILE).is_file() or any(
+            (folder / MODEL_FILE).is_file() for folder in path.iterdir()
+        )
+
+
+def _transfer_source_names(paths, taken=()):
+    """{name: path} of the --transfer-source models: each a unique name, none dropped.
+
+    A name is "<name> (extra)" with <name> as `export` names a model; names several sources
+    share get their parent folder ("zoo/plain (extra)"), then a counter if still shared.
+
+    Args:
+        paths: the sources, .keras files or folders holding model.keras.
+        taken: names already used (the zoo's entries).
+    """
+    model_files = [resolve_model_path(path)[1].resolve() for path in paths]
+    short = [default_entry_name(model_file, {}) for model_file in model_files]
+    names = {}
+    for path, model_file, name in zip(paths, model_files, short):
+        if short.count(name) > 1:
+            folder = (
+                model_file.parent.parent if model_file.name == MODEL_FILE else model_file.parent
+            )
+            name = f"{folder.name}/{name}"
+        unique, count = f"{name} (extra)", 1
+        while unique in names or unique in taken:
+            count += 1
+            unique = f"{name} (extra {count})"
+        names[unique] = path
+    return names
 
 
 @zoo.command("evaluate")
@@ -241,11 +324,12 @@ def evaluate(model, out, samples, seed, source, no_guards):
 def zoo_evaluate(directory, out, samples, seed, source, no_guards, transfer_sources):
     """Evaluate every zoo entry: report, transfer matrix, leaderboard, plots and card updates."""
     entries = _zoo_entries(directory)
-    extra = {f"{pathlib.Path(p).stem} (extra)": p for p in transfer_sources}
+    extra = _transfer_source_names(transfer_sources, taken=set(entries))
+    folder = _report_folder(out, pathlib.Path(directory) / "report")
     _run(
         dict(entries),
         entries,
-        out or pathlib.Path(directory) / "report",
+        folder,
         samples,
         seed,
         source,

@@ -1,6 +1,7 @@
 """`tfjsigr evaluate` and `tfjsigr zoo evaluate` end to end on tiny models (small --samples)."""
 
 import json
+import pathlib
 import shutil
 
 import pytest
@@ -40,7 +41,7 @@ def test_zoo_evaluate_writes_report_plots_and_cards(zoo_dir, tmp_path):
     )
     assert [row["rank"] for row in report["leaderboard"]["rows"]] == [1, 2]
     assert len(report["transfer"]["pgd"]["accuracy"]) == 3  # two entries and the extra source
-    assert report["transfer"]["pgd"]["sources"][-1] == "model (extra)"
+    assert report["transfer"]["pgd"]["sources"][-1] == "other (extra)"
     for figure in (
         "accuracy_vs_eps.png",
         "transfer_heatmap.png",
@@ -141,3 +142,89 @@ def test_models_that_do_not_fit_the_data_are_refused_before_any_attack(tmp_path)
         result = run(*arguments, "--samples", 10, "--out", tmp_path / "report")
         assert_one_line_error(result, expected)
     assert not (tmp_path / "report").exists()
+
+
+def test_the_report_folder_is_checked_before_the_evaluation(zoo_dir, tmp_path):
+    (tmp_path / "img.png").write_text("")
+    under_a_file = tmp_path / "img.png" / "sub"
+    plain, other = zoo_dir / "plain", zoo_dir / "other"
+    cases = [
+        (["evaluate", plain, "--out", under_a_file], f"{tmp_path / 'img.png'} is a file"),
+        (["zoo", "evaluate", zoo_dir, "--out", under_a_file], f"{tmp_path / 'img.png'} is a file"),
+        (["evaluate", plain, "--out", plain], f"lies inside the zoo entry {plain.resolve()}"),
+        (["evaluate", plain, "--out", plain / "r"], f"lies inside the zoo entry {plain.resolve()}"),
+        (["zoo", "evaluate", zoo_dir, "--out", other / "r"], f"the zoo entry {other.resolve()}"),
+    ]
+    for arguments, expected in cases:
+        assert_one_line_error(run(*arguments, "--samples", 10), expected, only_line=True)
+    assert not (plain / "r").exists() and not (other / "r").exists()
+
+
+def test_an_unwritable_report_folder_is_refused_before_the_evaluation(
+    zoo_dir, tmp_path, monkeypatch
+):
+    def read_only(dir):
+        raise PermissionError(13, "Permission denied", dir)
+
+    monkeypatch.setattr(evaluation_commands.tempfile, "TemporaryFile", read_only)
+    result = run("evaluate", zoo_dir / "plain", "--samples", 10, "--out", tmp_path / "r")
+    assert_one_line_error(result, f"cannot write in {tmp_path} (", only_line=True)
+
+
+@pytest.fixture
+def evaluations(monkeypatch):
+    """The arguments of each evaluation the commands start (none runs)."""
+    calls = []
+    monkeypatch.setattr(
+        evaluation_commands, "_run", lambda *arguments, **_: calls.append(arguments)
+    )
+    return calls
+
+
+def test_a_model_keras_is_named_after_its_folder(zoo_dir, tmp_path, monkeypatch, evaluations):
+    run_dir = tmp_path / "runs" / "jr"
+    run_dir.mkdir(parents=True)
+    (run_dir / "model.keras").write_bytes(b"")  # Never loaded: the evaluation is mocked.
+    monkeypatch.chdir(run_dir)
+    for model in (zoo_dir / "plain" / "model.keras", "."):
+        assert run("evaluate", model).exit_code == 0
+    [(plain_paths, _, plain_out, *_), (jr_paths, _, jr_out, *_)] = evaluations
+    assert list(plain_paths) == ["plain"] and plain_out == pathlib.Path("evaluation/plain")
+    assert list(jr_paths) == ["jr"] and jr_out == pathlib.Path("evaluation/jr")
+
+
+def test_evaluate_refuses_a_zoo_and_a_default_report_inside_an_entry(
+    zoo_dir, tmp_path, monkeypatch, evaluations
+):
+    (tmp_path / "indexed").mkdir()
+    (tmp_path / "indexed" / "index.json").write_text('{"entries": []}')
+    for zoo in (zoo_dir, tmp_path / "indexed"):
+        result = run("evaluate", zoo)
+        assert_one_line_error(result, f"use `tfjsigr zoo evaluate {zoo}`", only_line=True)
+    monkeypatch.chdir(zoo_dir / "plain")
+    result = run("evaluate", ".")
+    expected = "the default --out evaluation/plain lies inside the zoo entry"
+    assert_one_line_error(result, expected, only_line=True)
+    assert not evaluations
+
+
+def test_transfer_sources_get_unique_meaningful_names(tmp_path):
+    for folder in ("zoo/plain", "other/plain", "zoo/jsigr", "zoo/igr"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "model.keras").write_bytes(b"")
+    (tmp_path / "a.keras").write_bytes(b"")
+    (tmp_path / "zoo" / "a.keras").write_bytes(b"")
+    sources = ["zoo/plain", "other/plain", "zoo/jsigr/model.keras", "zoo/igr/model.keras",
+               "a.keras", "zoo/a.keras", "zoo/plain"]  # fmt: skip
+    paths = [str(tmp_path / source) for source in sources]
+    names = evaluation_commands._transfer_source_names(paths, taken={"plain"})
+    assert list(names) == [
+        "zoo/plain (extra)",
+        "other/plain (extra)",
+        "jsigr (extra)",
+        "igr (extra)",
+        f"{tmp_path.name}/a (extra)",
+        "zoo/a (extra)",
+        "zoo/plain (extra 2)",
+    ]
+    assert list(names.values()) == paths

@@ -20,8 +20,12 @@ def files(tmp_path_factory):
     )
     model.save(folder / "model.keras")
     pixels = np.random.default_rng(0).uniform(size=SHAPE).astype(np.float32)
-    Image.fromarray((pixels[..., 0] * 255).astype(np.uint8)).save(folder / "image.png")
+    gray = (pixels[..., 0] * 255).astype(np.uint8)
+    Image.fromarray(gray).save(folder / "image.png")
+    Image.fromarray(gray).convert("RGBA").save(folder / "rgba.png")
+    Image.fromarray((pixels[..., 0] * 65535).astype(np.uint16)).save(folder / "deep.png")
     np.save(folder / "image.npy", pixels)
+    np.save(folder / "bytes.npy", gray)
     return folder
 
 
@@ -32,7 +36,7 @@ def nan_weights(model_file, out):
     model.save(out)
 
 
-@pytest.mark.parametrize("image", ["image.png", "image.npy"])
+@pytest.mark.parametrize("image", ["image.png", "image.npy", "rgba.png", "deep.png", "bytes.npy"])
 def test_explain_writes_the_grid_and_reports_each_target(files, tmp_path, image):
     out = tmp_path / "grid.png"
     result = run("explain", files / "model.keras", files / image, "--target", 2,
@@ -66,13 +70,12 @@ def test_explain_bad_input(files, tmp_path):
         ((tmp_path / "absent.keras", image), "model not found"),
         ((model, tmp_path / "absent.png"), "image not found"),
         ((corrupt, image), "not a loadable Keras model"),
-        ((model, wrong_shape), "does not fit the model's input (16, 16, 1)"),
+        ((model, wrong_shape), "the model takes one image of shape (16, 16, 1)"),
         ((model, out_of_range), "pixel values must be in [0, 1]"),
-        ((model, not_png), "not a readable PNG image"),
+        ((model, not_png), "text.png: not a readable image"),
         ((model, image, "--target", 3), "targets must be classes in [0, 2]"),
-        ((model, image, "--rho", -1), "rho must be finite and > 0"),
-        ((model, image, "--rho", "inf"), "rho must be finite and > 0"),
-        ((model, empty), "empty.npy: not a readable NPY array"),
+        ((model, image, "--rho", "nan"), "rho must be in (0, 1]"),
+        ((model, empty), "empty.npy: not a readable .npy array"),
         ((nan_model, image), "nan.keras: the model's outputs are NaN or infinite"),
     ]
     for arguments, expected in cases:
@@ -93,3 +96,23 @@ def test_explain_out_under_a_file_is_a_one_line_error(files, tmp_path):
     (tmp_path / "afile").write_text("")
     result = run("explain", files, files / "image.npy", "--out", tmp_path / "afile" / "x.png")
     assert_one_line_error(result, f"{tmp_path / 'afile'} is a file, not a folder", only_line=True)
+
+
+@pytest.mark.parametrize(
+    "option",
+    [("--rho", -1), ("--rho", "inf"), ("--rho", 2), ("--rho", 1e38), ("--steps", 10_001)],
+)
+def test_explain_refuses_a_rho_above_1_and_endless_steps(files, tmp_path, option):
+    out = tmp_path / "x.png"
+    result = run("explain", files, files / "image.npy", *option, "--target", 0, "--out", out)
+    assert_one_line_error(result, f"Invalid value for '{option[0]}'")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_explain_refuses_to_overwrite_its_input_image(files, tmp_path, monkeypatch):
+    image = tmp_path / "in.png"
+    image.write_bytes((files / "image.png").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    result = run("explain", files, image, "--target", 0, "--out", "in.png")
+    assert_one_line_error(result, "--out in.png is the input image", only_line=True)
+    assert image.read_bytes() == (files / "image.png").read_bytes()

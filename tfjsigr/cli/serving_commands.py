@@ -1,7 +1,7 @@
 """`tfjsigr serving config|check`, `tfjsigr serve` and `tfjsigr predict`: serving the zoo."""
 
 import ipaddress
-import pathlib
+import math
 import re
 import urllib.parse
 
@@ -10,9 +10,11 @@ import numpy as np
 
 from tfjsigr.cli.errors import user_errors
 from tfjsigr.cli.group import cli
+from tfjsigr.cli.images import read_images
 
 DEFAULT_ZOO_DIR = "zoo"
 DEFAULT_OUT_DIR = "serving"
+MAX_BODY_MB = 4096
 _MODEL_URL = re.compile(
     r"\A/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
     r"(?::predict)?/?\Z"
@@ -52,14 +54,29 @@ def serving_config(zoo, out, base_path):
       docker compose -f serving/docker-compose.yml up
     """
     from tfjsigr.serving import config as config_lib
-    from tfjsigr.serving import versions as versions_lib
 
     with user_errors():
-        models = versions_lib.list_models(zoo)
+        models = _servable_models(zoo)
         written = config_lib.write_serving_config(zoo, out, base_path_root=base_path)
     for path in written.values():
         click.echo(f"wrote {path}")
     click.echo(f"{len(models)} model(s): {', '.join(models) or '-'}")
+
+
+def _servable_models(zoo):
+    """The zoo's servable models (`versions.list_models`), warning about what is left out."""
+    from tfjsigr.serving import versions as versions_lib
+
+    models = versions_lib.list_models(zoo)
+    for message in versions_lib.zoo_warnings(zoo):
+        click.echo(f"warning: {message}", err=True)
+    return models
+
+
+def _check_max_body_mb(ctx, param, value):
+    if math.isnan(value):  # NaN passes every range check.
+        raise click.BadParameter("nan is not a size in MB")
+    return value
 
 
 @serving.command("check")
@@ -84,15 +101,16 @@ def serving_check(config):
               show_default=True, help="Run the SavedModels with TensorFlow or onnxruntime.")  # fmt: skip
 @click.option("--poll-seconds", type=click.FloatRange(0), default=1.0, show_default=True,
               help="How often to look for new version directories (0: never).")  # fmt: skip
-@click.option("--max-body-mb", type=click.FloatRange(0, min_open=True), default=16.0,
-              show_default=True, help="Larger request bodies get 413.")  # fmt: skip
+@click.option("--max-body-mb", type=click.FloatRange(0, MAX_BODY_MB, min_open=True), default=16.0,
+              callback=_check_max_body_mb, show_default=True,
+              help="Larger request bodies get 413.")  # fmt: skip
 @click.option("--access-log", is_flag=True, help="Log one line per request.")
 def serve(zoo, host, port, backend, poll_seconds, max_body_mb, access_log):
     """Serve the models of ZOO with TF Serving's REST API (no Docker needed).
 
-    Serves the two highest versions of each model, labelled stable (older) and canary
-    (newest), and picks up new version directories while running. Ctrl-C or SIGTERM finish
-    the requests in flight, then stop.
+    Serves the two highest versions of each model, labelled stable (the older one, or the
+    only one) and canary (the newest, once there are two), and picks up new version
+    directories while running. Ctrl-C or SIGTERM finish the requests in flight, then stop.
 
     \b
     Examples:
@@ -101,12 +119,11 @@ def serve(zoo, host, port, backend, poll_seconds, max_body_mb, access_log):
       tfjsigr predict --url http://127.0.0.1:8501/v1/models/jsigr image.png
     """
     from tfjsigr.serving import server as server_lib
-    from tfjsigr.serving import versions as versions_lib
 
     with user_errors():
-        models = versions_lib.list_models(zoo)
-    if not models:
-        raise click.ClickException(f"{zoo} has no SavedModel versions to serve")
+        if not _servable_models(zoo):
+            raise ValueError(f"{zoo} has no SavedModel versions to serve")
+        sock = server_lib.bind_socket(host, port)  # Before the minutes of loading models.
     if not _is_loopback(host):
         click.echo(f"warning: serving on {host}, reachable from other machines", err=True)
 
@@ -116,7 +133,7 @@ def serve(zoo, host, port, backend, poll_seconds, max_body_mb, access_log):
     with user_errors():
         server_lib.serve(zoo, host=host, port=port, backend=backend, poll_interval_s=poll_seconds,
                          max_body_bytes=int(max_body_mb * 1024 * 1024), access_log=access_log,
-                         on_ready=announce)
+                         on_ready=announce, sock=sock)
 
 
 def _is_loopback(host):
@@ -158,41 +175,6 @@ def _image_input(metadata, url):
     return name, shape
 
 
-def _to_images(array, shape, path):
-    if array.dtype.kind not in "biuf":
-        raise click.ClickException(f"{path}: holds {array.dtype} values, not pixel values")
-    if array.dtype == np.uint8:
-        array = array.astype(np.float32) / 255.0
-    array = np.asarray(array, dtype=np.float32)
-    if array.ndim == len(shape) - 1 and shape[-1] == 1:
-        array = array[..., None]
-    if array.shape == shape:
-        array = array[None]
-    if array.shape[1:] != shape or not len(array):
-        raise click.ClickException(f"{path}: shape {list(array.shape)}, the model takes {list(shape)}")
-    if not np.all(np.isfinite(array)):
-        raise click.ClickException(f"{path}: holds NaN or infinite values")
-    if array.min() < 0.0 or array.max() > 1.0:
-        raise click.ClickException(f"{path}: pixel values must be in [0, 1] (or uint8 in [0, 255])")
-    return array
-
-
-def read_images(path, shape):
-    """Images from a PNG or NPY file, as float32 [N, H, W, C] in the model's input shape."""
-    path = pathlib.Path(path)
-    try:
-        if path.suffix.lower() == ".npy":
-            array = np.load(path, allow_pickle=False)
-        else:
-            from PIL import Image
-
-            with Image.open(path) as image:
-                array = np.asarray(image.convert("L" if shape[-1] == 1 else "RGB"))
-    except (OSError, ValueError, EOFError) as error:
-        raise click.ClickException(f"{path}: cannot read an image ({error})") from None
-    return _to_images(array, shape, path)
-
-
 def _probabilities(outputs, rows, url):
     probabilities = outputs.get("probabilities")
     if probabilities is None:
@@ -221,7 +203,7 @@ def predict(url, images):
     \b
     Examples:
       tfjsigr predict --url http://127.0.0.1:8501/v1/models/jsigr shirt.png
-      tfjsigr predict --url http://127.0.0.1:8501/v1/models/jsigr/labels/canary batch.npy
+      tfjsigr predict --url http://127.0.0.1:8501/v1/models/jsigr/labels/stable batch.npy
     """
     from tfjsigr.data.fashion_mnist import CLASS_NAMES
     from tfjsigr.serving import Client

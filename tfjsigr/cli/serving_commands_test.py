@@ -1,11 +1,15 @@
 """Tests of `tfjsigr serving config|check`, `tfjsigr serve` and `tfjsigr predict`."""
 
+import socket
+
 import numpy as np
+import orjson
 import pytest
 from PIL import Image
 
 from tfjsigr.cli.testing import assert_one_line_error, run
 from tfjsigr.data.fashion_mnist import CLASS_NAMES
+from tfjsigr.serving import client as client_lib
 from tfjsigr.serving import create_app, testing
 from tfjsigr.serving.config_test import fake_zoo
 
@@ -110,6 +114,18 @@ def test_predict_reads_png_and_npy_images(zoo, tmp_path):
     assert_user_error(wrong, "404")
 
 
+def test_predict_scales_a_16_bit_png_like_explain(zoo, tmp_path):
+    pixels = np.random.default_rng(6).integers(0, 65536, (28, 28)).astype(np.uint16)
+    Image.fromarray(pixels).save(tmp_path / "deep.png")
+    logits = zoo[1][("tiny", 1)](pixels[None, :, :, None] / np.float32(65535)).numpy()[0]
+    probability = np.exp(logits.max()) / np.exp(logits).sum()
+    with testing.running_server(create_app(zoo[0], poll_interval_s=0)) as url:
+        result = run("predict", "--url", f"{url}/v1/models/tiny/versions/1", tmp_path / "deep.png")
+    assert result.exit_code == 0, result.output
+    _, _, label, shown = result.output.split("\t")
+    assert label == CLASS_NAMES[logits.argmax()] and abs(float(shown) - probability) < 1e-3
+
+
 def test_predict_user_errors(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((5, 5)))
     assert_user_error(run("predict", "--url", "http://127.0.0.1:1/v2/x", tmp_path / "x.npy"),
@@ -125,7 +141,7 @@ def test_predict_rejects_images_of_the_wrong_size(zoo, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((5, 5)))
     with testing.running_server(create_app(zoo[0], poll_interval_s=0)) as url:
         result = run("predict", "--url", f"{url}/v1/models/tiny", tmp_path / "x.npy")
-    assert_user_error(result, "shape [5, 5, 1], the model takes [28, 28, 1]")
+    assert_user_error(result, "array of shape (5, 5), the model takes one image of shape (28, 28, 1)")
 
 
 @pytest.mark.parametrize("body", [{}, b"<html>hello</html>"])
@@ -158,9 +174,78 @@ def test_predict_names_the_image_file_it_cannot_send(tmp_path):
     cases = {
         "nan.npy": "nan.npy: holds NaN or infinite values",
         "strings.npy": "strings.npy: holds <U1 values",
-        "empty.npy": "empty.npy: cannot read an image",
+        "empty.npy": "empty.npy: not a readable .npy array",
     }
     with testing.answering_server(lambda path: testing.metadata_answer()) as url:
         for name, message in cases.items():
             result = run("predict", "--url", f"{url}/v1/models/tiny", tmp_path / name)
             assert_one_line_error(result, message, only_line=True)
+
+
+@pytest.mark.parametrize("value", ["inf", "1e308", "nan", "0", "4097"])
+def test_serve_refuses_a_body_limit_out_of_range_before_loading_models(tmp_path, value):
+    zoo = fake_zoo(tmp_path / "zoo", {"broken": [1]})  # Loading it would fail differently.
+    result = run("serve", zoo, "--port", 0, "--max-body-mb", value)
+    assert_one_line_error(result, "'--max-body-mb'")
+
+
+def test_serve_checks_the_address_before_loading_models(tmp_path):
+    zoo = fake_zoo(tmp_path / "zoo", {"broken": [1]})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        in_use = run("serve", zoo, "--port", port)
+    assert_one_line_error(in_use, f"cannot listen on 127.0.0.1:{port}: Address already in use",
+                          only_line=True)
+    bad_host = run("serve", zoo, "--host", "999.1.1.1", "--port", 0)
+    assert_one_line_error(bad_host, "cannot listen on 999.1.1.1:0: ", only_line=True)
+
+
+def test_serve_and_serving_config_name_a_zoo_entry_given_as_the_zoo(tmp_path):
+    zoo = fake_zoo(tmp_path / "zoo", {"plain": [1]})
+    for args in (["serve", zoo / "plain"], ["serving", "config", zoo / "plain", "--out", tmp_path / "s"]):
+        assert_one_line_error(run(*args), f"{zoo / 'plain'} is a zoo entry", only_line=True)
+
+
+def test_serving_config_warns_about_every_entry_it_leaves_out(tmp_path):
+    zoo = fake_zoo(tmp_path / "zoo", {"jsigr": [1, 99999999999999999999]})
+    (zoo / "plain" / "saved_model").mkdir(parents=True)
+    (zoo / "index.json").write_text('{"entries": [{"name": "plain", "version": 1}, '
+                                    '{"name": "igr", "version": 1}]}')
+    result = run("serving", "config", zoo, "--out", tmp_path / "s")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 3, result.output
+    assert "99999999999999999999: version number beyond TF Serving's int64 range" in warnings[0]
+    assert [w.split(": ")[1] for w in warnings[1:]] == [str(zoo / "igr"), str(zoo / "plain")]
+    assert "1 model(s): jsigr" in result.output
+
+
+def test_serving_config_refuses_a_base_path_that_breaks_the_compose_volume(tmp_path):
+    zoo = fake_zoo(tmp_path / "zoo", {"plain": [1]})
+    result = run("serving", "config", zoo, "--out", tmp_path / "s", "--base-path", "/x:ro,/etc")
+    assert_one_line_error(result, "would break the docker-compose volume")
+    assert not (tmp_path / "s").exists()
+
+
+def test_predict_sends_a_large_batch_as_several_requests(zoo, tmp_path, monkeypatch):
+    images = np.random.default_rng(7).random((5, 28, 28, 1), dtype=np.float32)
+    np.save(tmp_path / "five.npy", images)
+
+    def body_size(count):
+        rows = [{"image": row} for row in images[:count]]
+        return len(orjson.dumps({"instances": rows}, option=orjson.OPT_SERIALIZE_NUMPY))
+
+    limit = body_size(2) + 1000
+    assert body_size(5) > limit
+    app = create_app(zoo[0], poll_interval_s=0, max_body_bytes=limit)
+    with testing.running_server(app) as url:
+        url = f"{url}/v1/models/tiny/versions/1"
+        assert_user_error(run("predict", "--url", url, tmp_path / "five.npy"), "413")
+        monkeypatch.setattr(client_lib, "MAX_IMAGES_PER_REQUEST", 2)
+        result = run("predict", "--url", url, tmp_path / "five.npy")
+    assert result.exit_code == 0, result.output
+    expected = zoo[1][("tiny", 1)](images).numpy().argmax(-1)
+    lines = [line.split("\t") for line in result.output.strip().splitlines()]
+    assert [line[2] for line in lines] == [CLASS_NAMES[i] for i in expected]

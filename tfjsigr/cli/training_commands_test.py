@@ -68,7 +68,7 @@ def test_train_without_data_names_the_places_tried(recipe_file, tmp_path):
     result = run(
         "train", path, "--out", tmp_path / "run", "--data-dir", tmp_path, "--source", "full"
     )
-    assert_one_line_error(result, "svhn_cropped train data not found; tried:")
+    assert_one_line_error(result, "svhn_cropped train data")
 
 
 def test_train_multi_worker_without_tf_config(recipe_file, monkeypatch):
@@ -91,6 +91,7 @@ def test_train_nan_loss_fails_and_writes_no_model(recipe_file, tmp_path):
     )
     result = run("train", path, "--out", tmp_path / "run", "--data-dir", data_dir)
     assert_one_line_error(result, "loss became NaN")
+    assert "no model was saved" in result.output
     assert not (tmp_path / "run" / "model.keras").exists()
 
 
@@ -295,3 +296,101 @@ def test_export_into_a_zoo_with_a_broken_index_or_lock(exportable, tmp_path, ind
     data = ("--zoo", zoo_dir, "--data-dir", exportable / "data")
     assert_one_line_error(run("export", exportable / "models" / "dyn.keras", *data), expected)
     assert sorted(p.name for p in zoo_dir.iterdir()) == sorted({*before, ".zoo.lock"})
+
+
+def test_train_prints_an_export_hint_that_can_be_pasted(recipe_file, tmp_path):
+    data_dir = tiny_data_dir(tmp_path / "data")
+    path = recipe_file(("epochs = 1", "epochs = 1\neval_examples = 8"))
+    result = run("train", path, "--out", tmp_path / "sp ace" / "run 1", "--data-dir", data_dir)
+    assert result.exit_code == 0, result.output
+    assert f"export it with: tfjsigr export '{tmp_path / 'sp ace' / 'run 1'}'" in result.output
+
+
+@pytest.mark.parametrize(
+    "marker, out, message",
+    [
+        ("zoo/plain/card.json", "zoo/plain/saved_model", "lies inside the zoo entry"),
+        ("zoo/index.json", "zoo", "is a zoo (it holds index.json)"),
+    ],
+)
+def test_train_refuses_a_run_folder_in_a_zoo(recipe_file, tmp_path, marker, out, message):
+    (tmp_path / marker).parent.mkdir(parents=True)
+    (tmp_path / marker).write_text('{"entries": []}')
+    result = run("train", recipe_file(), "--out", tmp_path / out)
+    assert_one_line_error(result, f"{tmp_path / out} {message}")
+    assert not (tmp_path / "zoo" / "plain" / "saved_model").exists()
+
+
+def run_folder(exportable, folder, recipe=None):
+    """A run folder holding the untrained 28x28 model and, as recipe.json, `recipe`."""
+    folder.mkdir()
+    (folder / "model.keras").write_bytes((exportable / "models" / "dyn.keras").read_bytes())
+    if recipe is not None:
+        (folder / "recipe.json").write_text(json.dumps(recipe))
+    return folder
+
+
+@pytest.mark.parametrize(
+    "recipe, options, expected",
+    [
+        ({"name": 5}, (), "recipe.json: key 'name': entry name 5: use letters"),
+        ({"name": "a b"}, (), "recipe.json: key 'name': entry name 'a b': use letters"),
+        ({}, ("--name", "a b"), "--name: entry name 'a b': use letters"),
+        ({}, ("--name", "report"), "entry name 'report' is reserved for the zoo's evaluation"),
+        ({"dataset": 7}, (), "recipe.json: key 'dataset': unknown dataset 7"),
+        (
+            {"dataset": "mnist"},
+            ("--dataset", "cifar10"),
+            "--dataset cifar10: the model was trained on mnist",
+        ),
+    ],
+)
+def test_export_errors_name_the_file_or_option(exportable, tmp_path, recipe, options, expected):
+    run_dir = run_folder(exportable, tmp_path / "run", recipe)
+    result = run("export", run_dir, "--zoo", tmp_path / "zoo", *options)
+    assert_one_line_error(result, expected, only_line=True)
+    assert not (tmp_path / "zoo").exists()
+
+
+def test_export_a_zoo_entry_folder_keeps_its_card(exportable, tmp_path):
+    entry = run_folder(exportable, tmp_path / "entry")
+    card = {"name": "from-card", "recipe": {"name": "r", "dataset": "fashion_mnist"},
+            "metrics": {"clean_accuracy": 0.5}, "data": {"test": "the card's data"}}  # fmt: skip
+    (entry / "card.json").write_text(json.dumps(card))
+    zoo_dir = tmp_path / "zoo"
+    result = run("export", entry, "--zoo", zoo_dir, "--data-dir", exportable / "data")
+    assert result.exit_code == 0, result.output
+    exported = json.loads((zoo_dir / "from-card" / "card.json").read_text())
+    assert exported["recipe"] == card["recipe"] and exported["data"] == card["data"]
+    assert exported["metrics"] == card["metrics"]
+
+
+def test_export_names_the_file_of_a_model_that_does_not_take_the_images(exportable, tmp_path):
+    import keras
+
+    inputs = keras.Input((784,))
+    keras.Model(inputs, keras.layers.Dense(10)(inputs)).save(tmp_path / "flat.keras")
+    data = ("--zoo", tmp_path / "zoo", "--data-dir", exportable / "data")
+    result = run("export", tmp_path / "flat.keras", *data)
+    assert_one_line_error(result, f"{tmp_path / 'flat.keras'}: the model takes inputs of shape")
+
+    from tfjsigr.architectures import small_cnn
+
+    small_cnn(input_shape=(32, 32, 3), filters=(2, 2), dense=4).save(tmp_path / "cifar.keras")
+    result = run("export", tmp_path / "cifar.keras", *data)
+    assert_one_line_error(result, "takes images of shape [32, 32, 3], but fashion_mnist test")
+    assert "--dataset" in result.output and not (tmp_path / "zoo").exists()
+
+
+def test_export_dataset_chooses_the_parity_images_of_a_bare_file(exportable, tmp_path):
+    from tfjsigr.architectures import small_cnn
+
+    small_cnn(input_shape=(32, 32, 3), filters=(2, 2), dense=4).save(tmp_path / "cifar.keras")
+    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "cifar10.npz", x_train=images, y_train=np.arange(4),
+             x_test=images, y_test=np.arange(4))  # fmt: skip
+    result = run("export", tmp_path / "cifar.keras", "--dataset", "cifar10",
+                 "--zoo", tmp_path / "zoo", "--data-dir", tmp_path)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    card = json.loads((tmp_path / "zoo" / "cifar" / "card.json").read_text())
+    assert card["data"]["test"].startswith("cifar10/test") and card["recipe"] == {}

@@ -9,6 +9,7 @@ import tfjsigr
 from tfjsigr.cli.errors import one_line, user_errors
 from tfjsigr.cli.group import zoo
 from tfjsigr.cli.training_commands import (
+    CARD_FILE,
     DATA_SOURCES,
     DEFAULT_RUNS_DIR,
     DEFAULT_ZOO_DIR,
@@ -32,10 +33,20 @@ def recipe_paths(recipes, zoo_dir):
             candidates = [folder / f"{recipe}.toml" for folder in folders]
             path = next((c for c in candidates if c.is_file()), None)
             if path is None:
-                tried = ", ".join(str(c) for c in [pathlib.Path(recipe), *candidates])
-                raise click.ClickException(f"recipe {recipe!r} not found; tried {tried}")
+                raise click.ClickException(_not_found(recipe, candidates))
         paths.append(path)
     return paths
+
+
+def _not_found(recipe, candidates):
+    """Why a recipe was not found: what its path is instead, or the places tried."""
+    path = pathlib.Path(recipe)
+    if (path / CARD_FILE).is_file():
+        return f"{path} is a zoo entry, not a recipe (a .toml file or a recipe name)"
+    if path.is_dir():
+        return f"{path} is a folder, not a recipe (a .toml file or a recipe name)"
+    tried = ", ".join(str(c) for c in [path, *candidates])
+    return f"recipe {recipe!r} not found; tried {tried}"
 
 
 def full_data_available(dataset, data_dir, source):
@@ -60,7 +71,7 @@ def full_data_available(dataset, data_dir, source):
 @click.option("--runs", "runs_dir", type=click.Path(file_okay=False), default=str(DEFAULT_RUNS_DIR),
               show_default=True, help="Folder of the training runs (checkpoints for resuming).")  # fmt: skip
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="Folder of IDX or npz files, tried before tfds and the built-in copies.")  # fmt: skip
+              help="Folder of IDX or npz files; all the data then comes from it.")  # fmt: skip
 @click.option("--source", type=click.Choice(DATA_SOURCES), default="auto", show_default=True,
               help="Where the data may come from.")  # fmt: skip
 def build(recipes, quick, zoo_dir, runs_dir, data_dir, source):
@@ -70,7 +81,9 @@ def build(recipes, quick, zoo_dir, runs_dir, data_dir, source):
     is trained (resuming an interrupted run), evaluated (clean accuracy, PGD-20 L-inf eps 0.1,
     mean exact ||J||_F), exported to <out>/<name>/ and listed in a leaderboard. A model that
     fails (an invalid recipe, a diverged run, any error) is reported as "FAILED name: reason"
-    and the others are still built; the command then exits nonzero.
+    and the others are still built; the command then exits nonzero. Every recipe is checked,
+    its architecture built once, before anything trains; recipes that share a name, or a
+    --runs folder that is or holds the zoo (or lies inside it), stop the command at once.
 
     \b
     Examples:
@@ -81,14 +94,11 @@ def build(recipes, quick, zoo_dir, runs_dir, data_dir, source):
     from tfjsigr.data.datasets import check_data_dir
 
     paths = recipe_paths(recipes, zoo_dir)
+    check_separate_folders(zoo_dir, runs_dir)
     with user_errors():
-        check_data_dir(data_dir)
-    rows, failures, parsed = [], [], []
-    for path in paths:  # An invalid recipe fails alone, before anything trains.
-        try:
-            parsed.append(load_recipe_for_cli(path))
-        except click.ClickException as error:
-            failures.append(report_failure(path.stem, error))
+        check_data_dir(data_dir, source)
+    parsed, failures = valid_recipes(paths, runs_dir)
+    rows = []
     for recipe in tqdm(parsed, desc="zoo build", unit="model", dynamic_ncols=True):
         try:
             recipe_quick = quick
@@ -103,6 +113,76 @@ def build(recipes, quick, zoo_dir, runs_dir, data_dir, source):
         raise click.ClickException(
             f"{len(failures)} of {len(paths)} models failed: {', '.join(failures)}"
         )
+
+
+def check_separate_folders(zoo_dir, runs_dir):
+    """Click error unless the runs folder and the zoo are apart (neither holds the other)."""
+    zoo_path, runs_path = pathlib.Path(zoo_dir).resolve(), pathlib.Path(runs_dir).resolve()
+    if zoo_path == runs_path or zoo_path in runs_path.parents or runs_path in zoo_path.parents:
+        raise click.ClickException(
+            f"--runs {runs_dir} and --out {zoo_dir}: the training runs and the zoo need "
+            "separate folders, neither inside the other"
+        )
+
+
+def valid_recipes(paths, runs_dir):
+    """(recipes, names of failed ones): every recipe loaded and checked before anything trains.
+
+    An invalid recipe fails alone (reported as FAILED); recipes sharing a name fail the command.
+    """
+    loaded, failures = [], []
+    for path in paths:
+        try:
+            loaded.append(load_recipe_for_cli(path))
+        except click.ClickException as error:
+            failures.append((path.stem, error))
+    refuse_shared_names(loaded)
+    valid = []
+    for recipe in loaded:
+        try:
+            check_buildable(recipe, runs_dir)
+            valid.append(recipe)
+        except Exception as error:  # noqa: BLE001 (one invalid recipe must not stop the others)
+            failures.append((recipe.name, error))
+    return valid, [report_failure(name, error) for name, error in failures]
+
+
+def refuse_shared_names(recipes):
+    """Click error listing the names several recipes share (each would overwrite the other)."""
+    sources = {}
+    for recipe in recipes:
+        sources.setdefault(recipe.name, []).append(recipe.source)
+    shared = [f"{name} ({', '.join(files)})" for name, files in sources.items() if len(files) > 1]
+    if shared:
+        raise click.ClickException(
+            f"recipes share a name (their runs and zoo entries would overwrite each other): "
+            f"{'; '.join(shared)}"
+        )
+
+
+def check_buildable(recipe, runs_dir):
+    """Click error unless the recipe's entry name, run folder and architecture are usable.
+
+    The architecture is built once for the data set's images (then the Keras session cleared):
+    some arguments of the right type, such as `filters = [0]`, only fail there.
+    """
+    import keras
+
+    from tfjsigr import training
+    from tfjsigr.data import get_spec
+    from tfjsigr.zoo.export import check_name
+
+    spec = get_spec(recipe.dataset)
+    try:
+        check_name(recipe.name)
+    except ValueError as error:
+        raise click.ClickException(f"{recipe.source}: key 'name': {one_line(error)}") from None
+    with user_errors():
+        training.check_run_dir(pathlib.Path(runs_dir) / recipe.name)
+        try:
+            recipe.build_architecture(spec.image_shape, spec.num_classes)
+        finally:
+            keras.backend.clear_session()
 
 
 def report_failure(name, error):
@@ -141,8 +221,10 @@ def build_entry(recipe, quick, zoo_dir, runs_dir, data_dir, source):
             verbose=2,
         )
     metrics = {**result.metrics, "quick": quick}
-    images, _ = parity_images(recipe.to_dict(), data_dir)
-    export_to_zoo(result.model, zoo_dir, recipe.name, recipe.to_dict(), metrics, images, metrics["data"])
+    images, _ = parity_images(recipe.dataset, data_dir)
+    export_to_zoo(
+        result.model, zoo_dir, recipe.name, recipe.to_dict(), metrics, images, metrics["data"]
+    )
     return {"model": recipe.name, **metrics}
 
 
@@ -177,6 +259,7 @@ def list_entries(zoo_dir):
     """
     from tfjsigr.zoo.index import read_index
 
+    check_not_an_entry(zoo_dir)
     with user_errors():
         entries = read_index(zoo_dir)
     if not entries:
@@ -189,6 +272,16 @@ def list_entries(zoo_dir):
             f"{entry['name']:12} {entry.get('version', '?'):>7} {_figure(metrics, 'clean_accuracy', 3)} "
             f"{_figure(metrics, 'pgd_accuracy', 3, 8)} {_figure(metrics, 'mean_jacobian_norm', 2, 8)}"
             f"  {entry.get('created') or ''}"
+        )
+
+
+def check_not_an_entry(zoo_dir):
+    """Click error for a zoo entry given where a zoo is expected."""
+    path = pathlib.Path(zoo_dir)
+    if (path / CARD_FILE).exists():
+        raise click.ClickException(
+            f"{path} is a zoo entry (it holds {CARD_FILE}), not a zoo; its zoo is "
+            f"{path.resolve().parent}"
         )
 
 
@@ -213,6 +306,7 @@ def verify(zoo_dir):
 
     if not pathlib.Path(zoo_dir).is_dir():
         raise click.ClickException(f"{zoo_dir}: no such zoo directory")
+    check_not_an_entry(zoo_dir)
     with user_errors():
         problems = verify_zoo(zoo_dir)
     if problems:

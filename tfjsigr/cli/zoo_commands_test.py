@@ -175,3 +175,59 @@ def test_list_shows_an_entry_without_a_creation_time(tmp_path):
         "-",
         "-",
     ]
+
+
+def test_build_refuses_recipes_that_share_a_name(tiny_setup):
+    tmp_path, _ = tiny_setup
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "tiny.toml").write_text(TINY.replace("hidden = [4]", "hidden = [8]"))
+    for twin in (tmp_path / "tiny.toml", tmp_path / "other" / "tiny.toml"):
+        result = run("zoo", "build", tmp_path / "tiny.toml", twin, "--quick",
+                     "--out", tmp_path / "zoo", "--runs", tmp_path / "runs")  # fmt: skip
+        assert_one_line_error(result, "recipes share a name (their runs and zoo entries would")
+        assert f"tiny ({tmp_path / 'tiny.toml'}, {twin})" in result.output
+    assert not (tmp_path / "zoo").exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("runs", ["zoo", "zoo/runs", "."])
+def test_build_refuses_a_runs_folder_that_is_or_holds_or_lies_in_the_zoo(tiny_setup, runs):
+    tmp_path, _ = tiny_setup
+    result = run("zoo", "build", tmp_path / "tiny.toml", "--quick",
+                 "--out", tmp_path / "zoo", "--runs", tmp_path / runs)  # fmt: skip
+    assert_one_line_error(result, "the training runs and the zoo need separate folders", True)
+    assert not (tmp_path / "zoo").exists()
+
+
+@pytest.mark.parametrize(
+    "edit, reason",
+    [
+        (("hidden = [4]", "hidden = [0]"), "[architecture] 'mlp' cannot be built"),
+        (
+            ("dataset =", 'name = "report"\ndataset ='),
+            "key 'name': entry name 'report' is reserved",
+        ),
+    ],
+)
+def test_build_checks_every_recipe_before_anything_trains(tiny_setup, edit, reason):
+    tmp_path, data_dir = tiny_setup
+    (tmp_path / "bad.toml").write_text(TINY.replace(*edit))
+    result = run("zoo", "build", tmp_path / "bad.toml", "--quick", "--out", tmp_path / "zoo",
+                 "--runs", tmp_path / "runs", "--data-dir", data_dir)  # fmt: skip
+    assert_one_line_error(result, "1 of 1 models failed")
+    assert f"FAILED {'report' if 'report' in reason else 'bad'}: {tmp_path / 'bad.toml'}: " in (
+        result.output
+    )
+    assert reason in result.output and "===" not in result.output  # No model was started.
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "zoo").exists()
+
+
+def test_an_entry_is_neither_a_zoo_nor_a_recipe(tmp_path):
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "card.json").write_text("{}")
+    for command in ("list", "verify"):
+        result = run("zoo", command, tmp_path / "plain")
+        assert_one_line_error(result, f"{tmp_path / 'plain'} is a zoo entry", True)
+    result = run("zoo", "build", tmp_path / "plain", "--out", tmp_path / "zoo")
+    assert_one_line_error(result, f"{tmp_path / 'plain'} is a zoo entry, not a recipe", True)
+    result = run("zoo", "build", tmp_path, "--out", tmp_path / "zoo")
+    assert_one_line_error(result, f"{tmp_path} is a folder, not a recipe", True)

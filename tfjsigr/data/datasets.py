@@ -1,14 +1,15 @@
 """Named image-classification data sets: tensorflow-datasets first, local files offline.
 
-Sources are tried in order and the first that has the data wins:
+With a `data_dir`, every split comes from it: IDX files (`train-images-idx3-ubyte[.gz]`,
+... as for MNIST) or an npz file (`<name>.npz` with `x_train, y_train, x_test, y_test` as in
+`keras.datasets`, or `<split>.npz` with `images, labels`), directly in `data_dir` or in
+`data_dir/<name>/`; a split missing there, or a corrupt file, is an error. Without one,
+sources are tried in order and the first that has the data wins:
 
-1. `data_dir`: IDX files (`train-images-idx3-ubyte[.gz]`, ... as for MNIST) or an npz file
-   (`<name>.npz` with `x_train, y_train, x_test, y_test` as in `keras.datasets`, or
-   `<split>.npz` with `images, labels`), directly in `data_dir` or in `data_dir/<name>/`;
-2. a tensorflow-datasets copy already prepared in the tfds data folder (no network);
-3. Debian's `dataset-fashion-mnist` files (Fashion-MNIST only);
-4. a tensorflow-datasets download, only when the download host answers within seconds;
-5. the sample shipped with the package (Fashion-MNIST only).
+1. a tensorflow-datasets copy already prepared in the tfds data folder (no network);
+2. Debian's `dataset-fashion-mnist` files (Fashion-MNIST only);
+3. a tensorflow-datasets download, only when the download host answers within seconds;
+4. the sample shipped with the package (Fashion-MNIST only).
 """
 
 import dataclasses
@@ -76,7 +77,8 @@ def load_dataset(name, split="train", source="auto", data_dir=None, download=Non
         split: "train" or "test".
         source: "auto" (every source in the module's order), "full" (all but the shipped
             sample), "tfds" (tensorflow-datasets only) or "sample" (the shipped sample only).
-        data_dir: a folder of IDX or npz files, tried first.
+        data_dir: a folder of IDX or npz files, the only source when given (with source
+            "auto" or "full").
         download: allow a tensorflow-datasets download; None means "if the host answers".
         tfds_dir: tensorflow-datasets' data folder (default: its own, ~/tensorflow_datasets).
 
@@ -85,42 +87,78 @@ def load_dataset(name, split="train", source="auto", data_dir=None, download=Non
         naming the source.
 
     Raises:
-        ValueError: unknown name, split or source, a `data_dir` that is not a folder, or
-            unreadable files or files of the wrong shape.
-        FileNotFoundError: no source has the data; the message lists every place tried.
+        ValueError: unknown name, split or source, a `data_dir` that is not a folder or is
+            given with source "tfds" or "sample", or unreadable files or files of the wrong
+            shape.
+        FileNotFoundError: no source has the data (the message lists every place tried),
+            or `data_dir` lacks the split (or one file of an IDX pair).
     """
     spec = get_spec(name)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-    check_data_dir(data_dir)
+    check_data_dir(data_dir, source)
+    if data_dir:
+        found = _from_data_dir(spec, pathlib.Path(data_dir), split)
+    else:
+        found = _from_sources(spec, split, source, download, tfds_dir)
+    images, labels, where = found
+    _check(spec, images, labels, where)
+    return images, labels, f"{name}/{split} ({len(labels)} images, {where})"
+
+
+def check_data_dir(data_dir, source="auto"):
+    """ValueError unless `data_dir` is None, or an existing folder and a source that reads it
+    (a data folder is never silently skipped).
+
+    Args:
+        data_dir: the --data-dir folder, or None.
+        source: the --source the data is loaded with.
+    """
+    if not data_dir:
+        return
+    if source not in ("auto", "full"):
+        only = "the shipped sample" if source == "sample" else "tensorflow-datasets"
+        raise ValueError(
+            f"--data-dir {data_dir} cannot be combined with --source {source}, which reads "
+            f"only {only}; drop one of the two"
+        )
+    if not pathlib.Path(data_dir).is_dir():
+        raise ValueError(f"data folder {data_dir} does not exist (or is not a folder)")
+
+
+def _from_data_dir(spec, data_dir, split):
+    """A split from the data folder, which must have it."""
+    for folder in (data_dir, data_dir / spec.name):
+        found = _read_folder(spec, folder, split)
+        if found is not None:
+            return found
+    prefix = fashion_mnist.PREFIXES[split]
+    raise FileNotFoundError(
+        f"data folder {data_dir} (--data-dir) has no {spec.name} {split} data: expected "
+        f"{prefix}-images-idx3-ubyte[.gz] with {prefix}-labels-idx1-ubyte[.gz], "
+        f"{spec.name}.npz or {split}.npz, in it or in {data_dir / spec.name}"
+    )
+
+
+def _from_sources(spec, split, source, download, tfds_dir):
     tried = []
-    for attempt in _attempts(spec, source, data_dir, download, tfds_dir):
+    for attempt in _attempts(spec, source, download, tfds_dir):
         found = attempt(split, tried)
         if found is not None:
-            images, labels, where = found
-            _check(spec, images, labels, where)
-            return images, labels, f"{name}/{split} ({len(labels)} images, {where})"
-    places = "; ".join(tried) or f"nothing (there is no shipped sample of {name})"
+            return found
+    places = "; ".join(tried) or f"nothing (there is no shipped sample of {spec.name})"
     raise FileNotFoundError(
-        f"{name} {split} data not found; tried: {places}. "
+        f"{spec.name} {split} data not found; tried: {places}. "
         "Pass --data-dir with IDX or npz files, or run once with internet access."
     )
 
 
-def check_data_dir(data_dir):
-    """ValueError unless `data_dir` is None or an existing folder (never silently skipped)."""
-    if data_dir and not pathlib.Path(data_dir).is_dir():
-        raise ValueError(f"data folder {data_dir} does not exist (or is not a folder)")
-
-
-def _attempts(spec, source, data_dir, download, tfds_dir):
+def _attempts(spec, source, download, tfds_dir):
     """The loaders to try, in order; each takes (split, tried) and returns data or None."""
     local = source in ("auto", "full")
     attempts = []
-    if local and data_dir:
-        attempts.append(functools.partial(_from_folder, spec, pathlib.Path(data_dir)))
     if local or source == "tfds":
         attempts.append(functools.partial(_from_tfds, spec, tfds_dir, False))
     if local:
@@ -134,14 +172,23 @@ def _attempts(spec, source, data_dir, download, tfds_dir):
 
 def _from_folder(spec, directory, split, tried):
     for folder in (directory, directory / spec.name):
-        if fashion_mnist.idx_files(folder, split) is not None:
-            images, labels = fashion_mnist.read_idx_split(folder, split)
-            kind = "sample" if folder == spec.sample_dir else "IDX"
-            return images, labels, f"{kind} {folder}"
-        for npz in (folder / f"{spec.name}.npz", folder / f"{split}.npz"):
-            if npz.is_file():
-                return (*_read_npz(npz, split), f"npz {npz}")
+        found = _read_folder(spec, folder, split)
+        if found is not None:
+            return found
     tried.append(f"IDX/npz files in {directory}")
+    return None
+
+
+def _read_folder(spec, folder, split):
+    """(images, labels, where) of a split from the IDX or npz files in a folder, or None
+    when it has none (a corrupt or half IDX pair is an error)."""
+    if fashion_mnist.idx_files(folder, split) is not None:
+        images, labels = fashion_mnist.read_idx_split(folder, split)
+        kind = "sample" if folder == spec.sample_dir else "IDX"
+        return images, labels, f"{kind} {folder}"
+    for npz in (folder / f"{spec.name}.npz", folder / f"{split}.npz"):
+        if npz.is_file():
+            return (*_read_npz(npz, split), f"npz {npz}")
     return None
 
 
@@ -153,12 +200,30 @@ def _read_npz(path, split):
         with arrays:
             for image_key, label_key in ((f"x_{split}", f"y_{split}"), ("images", "labels")):
                 if image_key in arrays and label_key in arrays:
-                    return _to_float_images(arrays[image_key]), arrays[label_key].astype(np.int32)
+                    labels = _to_labels(arrays[label_key], f"{path}: {label_key}")
+                    return _to_float_images(arrays[image_key]), labels
             keys = sorted(arrays.keys())
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-        reason = " ".join(str(error).split()) or type(error).__name__
-        raise ValueError(f"{path}: cannot read npz ({reason})") from None
+        raise ValueError(f"{path}: cannot read npz ({_npz_problem(error)})") from None
     raise ValueError(f"{path}: needs x_{split}/y_{split} or images/labels arrays, has {keys}")
+
+
+def _npz_problem(error):
+    reason = " ".join(str(error).split()) or type(error).__name__
+    if "allow_pickle" in reason:  # numpy's advice would run the file's pickled code.
+        return "not an npz archive of plain numeric arrays"
+    return reason
+
+
+def _to_labels(labels, where):
+    """Integer class ids; fractional, non-numeric or too large labels are errors, not cast."""
+    labels = np.asarray(labels)
+    is_numeric = labels.dtype.kind in "iuf"
+    if not is_numeric or not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
+        raise ValueError(f"{where}: labels must be whole class ids, got {labels.dtype} values")
+    if labels.size and np.abs(labels).max() > np.iinfo(np.int32).max:
+        raise ValueError(f"{where}: labels beyond the int32 range")
+    return labels.astype(np.int32)
 
 
 def _to_float_images(images):

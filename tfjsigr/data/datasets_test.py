@@ -63,21 +63,56 @@ def test_idx_files_in_a_named_subfolder(tmp_path, no_system_copies):
     assert list(labels) == [0, 1, 2, 3, 4]
 
 
-def test_falls_back_to_the_shipped_sample_then_errors_naming_every_place(
-    tmp_path, no_system_copies
-):
+def test_falls_back_to_the_shipped_sample_then_errors_naming_every_place(no_system_copies):
     _, labels, description = datasets.load_dataset(
-        "fashion_mnist", "test", data_dir=tmp_path, tfds_dir=no_system_copies
+        "fashion_mnist", "test", tfds_dir=no_system_copies
     )
     assert "sample" in description and len(labels) == 1000
     with pytest.raises(FileNotFoundError) as error:
-        datasets.load_dataset(
-            "fashion_mnist", "test", "full", data_dir=tmp_path, tfds_dir=no_system_copies
-        )
+        datasets.load_dataset("fashion_mnist", "test", "full", tfds_dir=no_system_copies)
     message = str(error.value)
     assert "\n" not in message
-    for place in (str(tmp_path), "tfds prepared", "no-debian", "tfds download (offline"):
+    for place in ("tfds prepared", "no-debian", "tfds download (offline"):
         assert place in message
+
+
+def test_an_empty_data_dir_is_an_error_not_a_fall_back_to_other_data(tmp_path):
+    with pytest.raises(FileNotFoundError) as error:
+        datasets.load_dataset("fashion_mnist", "test", data_dir=tmp_path)
+    assert f"data folder {tmp_path} (--data-dir) has no fashion_mnist test data" in str(error.value)
+    assert "t10k-images-idx3-ubyte[.gz]" in str(error.value)
+
+
+def test_every_split_comes_from_the_data_dir_and_a_corrupt_file_there_is_an_error(tmp_path):
+    write_idx(tmp_path, "train", 4)
+    write_idx(tmp_path, "test", 3)
+    images = tmp_path / "t10k-images-idx3-ubyte"
+    images.write_bytes(gzip.decompress((tmp_path / "t10k-images-idx3-ubyte.gz").read_bytes())[:-5])
+    (tmp_path / "t10k-images-idx3-ubyte.gz").unlink()
+    _, labels, description = datasets.load_dataset("fashion_mnist", "train", data_dir=tmp_path)
+    assert len(labels) == 4 and str(tmp_path) in description
+    with pytest.raises(ValueError, match=f"{images}: header announces 2352 values"):
+        datasets.load_dataset("fashion_mnist", "test", data_dir=tmp_path)
+
+
+def test_half_an_idx_pair_is_an_error_naming_the_missing_file(tmp_path):
+    write_idx(tmp_path, "test", 3)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(FileNotFoundError, match="has t10k-images-idx3-ubyte.gz but no t10k-labels-idx1-ubyte"):
+        datasets.load_dataset("fashion_mnist", "test", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("source", ["sample", "tfds"])
+def test_a_data_dir_with_a_source_that_ignores_it_is_an_error(tmp_path, source):
+    write_idx(tmp_path, "test", 3)
+    with pytest.raises(ValueError, match=f"--data-dir {tmp_path} cannot be combined with --source {source}"):
+        datasets.load_dataset("fashion_mnist", "test", source, data_dir=tmp_path)
+
+
+def test_fractional_npz_labels_are_an_error_not_truncated(tmp_path):
+    np.savez(tmp_path / "test.npz", images=np.zeros((2, 28, 28), np.uint8), labels=[1.0, 2.5])
+    with pytest.raises(ValueError, match="labels: labels must be whole class ids"):
+        datasets.load_dataset("fashion_mnist", "test", data_dir=tmp_path)
 
 
 def test_an_offline_tfds_attempt_fails_fast(tmp_path):
@@ -115,14 +150,14 @@ def test_pipeline_shuffle_is_seeded_and_augmentation_keeps_shape_and_range():
     assert all(x.shape[1:] == (32, 32, 3) and x.min() >= 0 and x.max() <= 1 for x, _ in batches)
 
 
-def test_offline_variable_skips_the_download_without_probing(tmp_path, no_system_copies, monkeypatch):
+def test_offline_variable_skips_the_download_without_probing(no_system_copies, monkeypatch):
     def probe(*args, **kwargs):
         raise AssertionError("the network was probed")
 
     monkeypatch.setattr(datasets, "host_answers", probe)
     monkeypatch.setenv(datasets.OFFLINE_VARIABLE, "1")
     with pytest.raises(FileNotFoundError, match="TFJSIGR_OFFLINE is set"):
-        datasets.load_dataset("fashion_mnist", "test", "full", data_dir=tmp_path, tfds_dir=no_system_copies)
+        datasets.load_dataset("fashion_mnist", "test", "full", tfds_dir=no_system_copies)
 
 
 def test_a_data_dir_that_does_not_exist_is_an_error_not_skipped(tmp_path):
@@ -145,13 +180,15 @@ def npy_bytes():
         (b"PK\x03\x04 junk after the zip magic", "File is not a zip file"),
         (b"", "No data left in file"),
         (npy_bytes(), "a single array, not an npz archive"),
+        (b"junk that is neither zip nor npy", "not an npz archive of plain numeric arrays"),
     ],
 )
 def test_an_unreadable_npz_is_a_value_error_naming_the_file(tmp_path, content, reason):
     path = tmp_path / "fashion_mnist.npz"
     path.write_bytes(content)
-    with pytest.raises(ValueError, match=f"{path}: cannot read npz \\({reason}\\)"):
+    with pytest.raises(ValueError, match=f"{path}: cannot read npz \\({reason}\\)") as error:
         datasets.load_dataset("fashion_mnist", "test", data_dir=tmp_path)
+    assert "allow_pickle" not in str(error.value)
 
 
 def test_an_idx_file_that_is_only_a_header_is_a_value_error_naming_it(tmp_path):

@@ -52,6 +52,12 @@ def test_guards_quiet_on_normal_model(data):
     assert report["reliable"], report["failed"]
 
 
+def test_guards_run_on_a_single_image(data):
+    x, y = data
+    report = guard_report(testing.tiny_model(), x[:1], y[:1])
+    assert report["black_box"]["samples"] == 1
+
+
 def test_monotone_guard_flags_a_rise():
     rising = [{"attack": "pgd", "eps": e, "accuracy": a} for e, a in [(0.1, 0.3), (0.2, 0.35)]]
     falling = [{"attack": "pgd", "eps": e, "accuracy": a} for e, a in [(0.1, 0.3), (0.2, 0.1)]]

@@ -28,6 +28,18 @@ def _save(figure, path):
     return str(path)
 
 
+def literal(text):
+    """`text` as Matplotlib shows it verbatim: a name's `$` signs escaped, never math.
+
+    Args:
+        text: a model's name (any object: its str is taken).
+
+    Returns:
+        The string with each `$` escaped.
+    """
+    return str(text).replace("$", r"\$")
+
+
 def _label(c):
     return FASHION_MNIST_CLASSES[c] if 0 <= c < len(FASHION_MNIST_CLASSES) else str(c)
 
@@ -40,19 +52,22 @@ def accuracy_curves(reports, path):
         1, len(panels), figsize=(4.2 * len(panels), 4.0), squeeze=False, layout="constrained"
     )
     for axis, attack in zip(axes[0], panels):
+        lines = []
         for report in reports:
             records = report["uap"] if attack == "sgd_uap" else report["robust_accuracy"]
             points = sorted((r["eps"], r["accuracy"]) for r in records if r["attack"] == attack)
             eps = [0.0] + [p[0] for p in points]
             accuracy = [report["clean_accuracy"]["value"]] + [p[1] for p in points]
-            axis.plot(eps, accuracy, marker="o", label=report["name"])
+            lines += axis.plot(eps, accuracy, marker="o")
         samples = reports[0]["samples"]
         axis.set_title(f"{attack.upper()} (L-inf), n={samples}, seed {reports[0]['seed']}")
         axis.set_xlabel("eps (L-inf radius, pixels in [0, 1])")
         axis.set_ylabel("accuracy")
         axis.set_ylim(-0.02, 1.02)
         axis.grid(alpha=0.3)
-    axes[0][-1].legend(loc="upper right", fontsize=8)
+    # Labels given explicitly: Matplotlib would leave out of the legend a name starting with "_".
+    names = [literal(report["name"]) for report in reports]
+    axes[0][-1].legend(lines, names, loc="upper right", fontsize=8)
     figure.suptitle("Accuracy under attack against eps")
     return _save(figure, path)
 
@@ -82,8 +97,9 @@ def transfer_heatmap(transfer, path):
                 fontsize=8,
                 color="white" if value < 0.6 else "black",
             )
-        axis.set_xticks(range(len(entry["targets"])), entry["targets"], rotation=45, ha="right")
-        axis.set_yticks(range(len(entry["sources"])), entry["sources"])
+        targets, sources = map(literal, entry["targets"]), map(literal, entry["sources"])
+        axis.set_xticks(range(len(entry["targets"])), list(targets), rotation=45, ha="right")
+        axis.set_yticks(range(len(entry["sources"])), list(sources))
         axis.set_xlabel("target (evaluated)")
         axis.set_ylabel("source (crafted on)")
         axis.set_title(
@@ -117,7 +133,7 @@ def saliency_grid(images, labels, saliencies, path, method="gradient"):
         for axis in axes[i]:
             axis.set_xticks([])
             axis.set_yticks([])
-    for j, title in enumerate(["clean image"] + names):
+    for j, title in enumerate(["clean image"] + [literal(name) for name in names]):
         axes[0][j].set_title(title, fontsize=9)
     figure.suptitle(f"{method} saliency |d z_y / d x| of each model (brighter = more salient)")
     return _save(figure, path)
@@ -151,7 +167,7 @@ def adversarial_grid(examples, labels, path):
             axes[i][j].imshow(entry["x_adv"][j].squeeze(-1), cmap="gray", vmin=0, vmax=1)
             color = "green" if prediction == labels[j] else "red"
             axes[i][j].set_title(f"{_label(prediction)}", fontsize=7, color=color)
-        axes[i][0].set_ylabel(name, fontsize=8)
+        axes[i][0].set_ylabel(literal(name), fontsize=8)
     axes[0][0].set_ylabel("clean", fontsize=8)
     for axis in axes.flat:
         axis.set_xticks([])

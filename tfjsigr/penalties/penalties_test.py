@@ -70,3 +70,8 @@ def test_jsigr_trains_its_two_components_and_reports_each():
 def test_duplicate_metric_names_are_rejected():
     with pytest.raises(ValueError, match="unique"):
         tfjsigr.RegularizedModel(testing.tiny_cnn(), [Jacobian(1.0), JSIGR()])
+
+
+def test_jsigr_rejects_a_fractional_smoothing_instead_of_truncating_it():
+    with pytest.raises(ValueError, match="smoothing must be a whole number >= 1, got 1.7"):
+        JSIGR(smoothing=1.7)

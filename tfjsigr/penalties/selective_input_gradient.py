@@ -1,5 +1,8 @@
 """Selective input-gradient regularization (SIGR, Liu et al., the "S" of J-SIGR)."""
 
+import math
+import numbers
+
 import keras
 import tensorflow as tf
 
@@ -30,6 +33,14 @@ def smoothgrad_saliency(logits_fn, x, labels, samples, noise_std, seed=None):
             target = tf.reduce_sum(ops.true_class_logit(labels, logits_fn(noisy)))
         total += tf.abs(tape.gradient(target, noisy))
     return tf.stop_gradient(total / samples)
+
+
+def _whole_number(value, name, minimum):
+    """`value` as an int; ValueError for fractions (never truncated), bools and non-numbers."""
+    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not (is_number and math.isfinite(value) and value == int(value) and value >= minimum):
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
 
 
 @keras.saving.register_keras_serializable(package="tfjsigr")
@@ -77,12 +88,12 @@ class SelectiveInputGradient(Penalty):
             raise ValueError(f"mask must be one of {MASKS}, got {mask!r}")
         if not 0.0 < float(top_k) < 1.0:
             raise ValueError(f"top_k must be in (0, 1), got {top_k}")
-        if int(smoothing) < 1 or int(smoothgrad_samples) < 0 or float(smoothgrad_noise) < 0:
-            raise ValueError("smoothing must be >= 1, smoothgrad_samples and _noise >= 0")
+        if not float(smoothgrad_noise) >= 0:
+            raise ValueError(f"smoothgrad_noise must be >= 0, got {smoothgrad_noise!r}")
         self.mask = mask
         self.top_k = float(top_k)
-        self.smoothing = int(smoothing)
-        self.smoothgrad_samples = int(smoothgrad_samples)
+        self.smoothing = _whole_number(smoothing, "smoothing", 1)
+        self.smoothgrad_samples = _whole_number(smoothgrad_samples, "smoothgrad_samples", 0)
         self.smoothgrad_noise = float(smoothgrad_noise)
 
     def add_targets(self, context):

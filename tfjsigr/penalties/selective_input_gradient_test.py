@@ -94,8 +94,30 @@ def test_smoothgrad_saliency_runs_on_a_conv_net_and_is_nonnegative():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"mask": "random"}, {"top_k": 0.0}, {"top_k": 1.0}, {"smoothing": 0}]
+    "kwargs",
+    [{"mask": "random"}, {"top_k": 0.0}, {"top_k": 1.0}, {"smoothing": 0},
+     {"smoothgrad_noise": -0.1}],
 )
 def test_bad_arguments_raise(kwargs):
     with pytest.raises(ValueError):
         SelectiveInputGradient(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"smoothing": 1.7}, "smoothing must be a whole number >= 1, got 1.7"),
+     ({"smoothing": True}, "smoothing must be a whole number"),
+     ({"smoothing": float("nan")}, "smoothing must be a whole number"),
+     ({"smoothing": "3"}, "smoothing must be a whole number"),
+     ({"smoothgrad_samples": 2.5}, "smoothgrad_samples must be a whole number >= 0, got 2.5"),
+     ({"smoothgrad_samples": -1}, "smoothgrad_samples must be a whole number >= 0")],
+)
+def test_fractional_or_non_numeric_counts_are_rejected_not_truncated(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SelectiveInputGradient(**kwargs)
+
+
+def test_whole_floats_are_accepted_as_ints():
+    penalty = SelectiveInputGradient(smoothing=3.0, smoothgrad_samples=2.0)
+    assert (penalty.smoothing, penalty.smoothgrad_samples) == (3, 2)
+    assert isinstance(penalty.smoothing, int)

@@ -1,5 +1,6 @@
 """A client for TF Serving (and the local server): REST or gRPC, answers as numpy arrays."""
 
+import numbers
 import urllib.parse
 
 import numpy as np
@@ -7,6 +8,9 @@ import orjson
 import requests
 
 GRPC_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# Larger batches go as several requests: one request of thousands of images would exceed
+# the servers' body limits (16 MB for `tfjsigr serve`).
+MAX_IMAGES_PER_REQUEST = 256
 
 
 INVALID_ANSWER = "INVALID_ANSWER"
@@ -209,6 +213,25 @@ class _Grpc:
         self._channel.close()
 
 
+def _split(images, limit):
+    """`images` in slices of at most `limit` images (one slice when empty or not a batch)."""
+    if images.ndim == 0 or len(images) <= limit:
+        return [images]
+    return [images[start:start + limit] for start in range(0, len(images), limit)]
+
+
+def _join(answers, where):
+    """The outputs of several predict answers, concatenated along the batch."""
+    names = set(answers[0])
+    if any(set(answer) != names for answer in answers):
+        raise ServingError(INVALID_ANSWER, f"{where}: the answers to one batch's requests "
+                           "name different outputs")
+    try:
+        return {name: np.concatenate([answer[name] for answer in answers]) for name in answers[0]}
+    except ValueError as error:
+        raise ServingError(INVALID_ANSWER, f"{where}: cannot join the answers ({error})") from None
+
+
 class Client:
     """Talks to TF Serving or `tfjsigr serve` over REST or gRPC.
 
@@ -254,7 +277,7 @@ class Client:
         return self._transport.metadata(model, version, label)
 
     def predict(self, model, images, version=None, label=None, request_format="instances",
-                input_name=None):
+                input_name=None, max_images_per_request=None):
         """Runs `serving_default` on a batch of images.
 
         Args:
@@ -265,6 +288,8 @@ class Client:
             request_format: "instances" (row format) or "inputs" (columnar), REST only.
             input_name: name the input explicitly (`{"image": ...}`); gRPC needs it,
                 "image" by default.
+            max_images_per_request: larger batches are sent as several requests and the
+                answers joined; default `MAX_IMAGES_PER_REQUEST`.
 
         Returns:
             A dict from output name ("logits", "probabilities") to a numpy array.
@@ -272,15 +297,22 @@ class Client:
         Raises:
             ServingError: the server answered with an error (400, 404, ...), or not like
                 TF Serving.
-            ValueError: bad request_format, or images that are not all finite (JSON would
-                carry NaN and infinity as null).
+            ValueError: bad request_format or max_images_per_request, or images that are
+                not all finite (JSON would carry NaN and infinity as null).
         """
         if request_format not in ("instances", "inputs"):
             raise ValueError(f"request_format must be 'instances' or 'inputs', not {request_format!r}")
+        limit = MAX_IMAGES_PER_REQUEST if max_images_per_request is None else max_images_per_request
+        if isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 1:
+            raise ValueError(f"max_images_per_request must be a positive int, not {limit!r}")
         images = np.asarray(images, dtype=np.float32)
         if not np.all(np.isfinite(images)):
             raise ValueError("images hold NaN or infinite values; a model server cannot take them")
-        return self._transport.predict(model, images, version, label, request_format, input_name)
+        answers = [
+            self._transport.predict(model, batch, version, label, request_format, input_name)
+            for batch in _split(images, limit)
+        ]
+        return answers[0] if len(answers) == 1 else _join(answers, self.url)
 
     def close(self):
         """Closes the connection."""

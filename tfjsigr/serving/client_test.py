@@ -81,6 +81,7 @@ def test_grpc_client_speaks_tf_servings_protos(zoo):
     try:
         with Client(f"grpc://127.0.0.1:{port}") as client:
             outputs = client.predict("tiny", images, label="stable")
+            split = client.predict("tiny", images, label="stable", max_images_per_request=3)
             status = client.status("tiny", version=1)
             metadata = client.metadata("tiny")
             with pytest.raises(ServingError, match="Latest\\(nope\\)") as error:
@@ -89,8 +90,9 @@ def test_grpc_client_speaks_tf_servings_protos(zoo):
         server.stop(grace=None)
     np.testing.assert_allclose(outputs["logits"], models[("tiny", 1)](images).numpy(), atol=1e-5)
     assert outputs["probabilities"].shape == (4, 10)
-    assert service.requests[0].version_label == "stable"
-    assert service.requests[1].version.value == 1
+    np.testing.assert_allclose(split["logits"], outputs["logits"], atol=1e-6)
+    assert [r.version_label for r in service.requests[:3]] == ["stable"] * 3
+    assert service.requests[3].version.value == 1
     assert status == {"model_version_status": [
         {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
     ]}
@@ -115,6 +117,12 @@ def test_predict_refuses_images_json_cannot_carry(value):
     images[0, 1, 1, 0] = value
     with Client("http://127.0.0.1:1") as client, pytest.raises(ValueError, match="NaN or inf"):
         client.predict("tiny", images)
+
+
+@pytest.mark.parametrize("limit", [0, -1, 2.5, True])
+def test_predict_refuses_a_bad_request_size(limit):
+    with Client("http://127.0.0.1:1") as client, pytest.raises(ValueError, match="max_images_per_request"):
+        client.predict("tiny", np.zeros((1, 2, 2, 1), np.float32), max_images_per_request=limit)
 
 
 def test_client_rejects_unknown_schemes():

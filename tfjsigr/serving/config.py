@@ -3,6 +3,7 @@
 import os
 import pathlib
 import posixpath
+import re
 
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
@@ -25,6 +26,8 @@ PROTO_HEADER = f"# {GENERATED_BY}; rewritten on every run.\n"
 README_HEADER = f"<!-- {GENERATED_BY}; rewritten on every run. -->\n"
 # README.md as written before it carried README_HEADER.
 LEGACY_README_START = "# Serving the zoo\n\nThese files come from `tfjsigr serving config "
+# Characters that break (or get interpolated in) the compose volume `SOURCE:TARGET:ro`.
+COMPOSE_UNSAFE = re.compile(r"[:,\s'\"`$]")
 
 # Text protos of BatchingParameters and MonitoringConfig: their Python modules are not part
 # of tensorflow-serving-api, so these two stay plain templates.
@@ -107,7 +110,8 @@ class ConfigError(ValueError):
 
 
 def check_base_path_root(base_path_root):
-    """Raises ConfigError unless `base_path_root` is an absolute path other than "/".
+    """Raises ConfigError unless `base_path_root` is an absolute path other than "/" that
+    the Docker Compose volume can hold.
 
     TF Serving resolves base paths as given, and Docker mounts the zoo there.
     """
@@ -115,6 +119,16 @@ def check_base_path_root(base_path_root):
         raise ConfigError(
             f"base path {base_path_root!r}: expected an absolute path such as {CONTAINER_ZOO} "
             "(where TF Serving sees the zoo)"
+        )
+    _check_compose_safe(f"base path {base_path_root!r}", base_path_root)
+
+
+def _check_compose_safe(what, path):
+    unsafe = COMPOSE_UNSAFE.search(path)
+    if unsafe:
+        raise ConfigError(
+            f"{what}: {unsafe.group()!r} would break the docker-compose volume; use a path "
+            "without ':', ',', whitespace, quotes or '$'"
         )
 
 
@@ -254,8 +268,9 @@ def write_serving_config(zoo_dir, out_dir, base_path_root=CONTAINER_ZOO, max_bat
 
     Raises:
         ConfigError: the zoo has no SavedModel version, `base_path_root` is not absolute,
-            the generated model config does not validate, or `out_dir` holds files of the
-            same names that this function did not write.
+            the zoo or `base_path_root` has a path the compose volume cannot hold, the
+            generated model config does not validate, or `out_dir` holds files of the same
+            names that this function did not write.
     """
     zoo_dir, out_dir = pathlib.Path(zoo_dir), pathlib.Path(out_dir)
     config = build_model_server_config(zoo_dir, base_path_root)
@@ -295,6 +310,7 @@ def write_serving_config(zoo_dir, out_dir, base_path_root=CONTAINER_ZOO, max_bat
 
 def _compose(zoo_dir, out_dir, base_path_root):
     zoo_source = os.path.relpath(zoo_dir.resolve(), out_dir.resolve())
+    _check_compose_safe(f"{zoo_dir} (seen from {out_dir} as {zoo_source})", zoo_source)
     return COMPOSE_TEMPLATE.format(
         compose_path=out_dir / DOCKER_COMPOSE,
         config_dir=CONTAINER_CONFIG,

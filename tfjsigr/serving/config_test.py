@@ -158,3 +158,23 @@ def test_a_binary_config_file_is_named_in_the_error(tmp_path):
 def test_missing_config_file_is_a_config_error(tmp_path):
     with pytest.raises(config_lib.ConfigError, match="cannot read"):
         config_lib.load_model_server_config(tmp_path / "models.config")
+
+
+@pytest.mark.parametrize("root", ["/x:ro,/etc", "/x,y", "/my models", "/x'y", '/x"y', "/$HOME"])
+def test_base_paths_that_break_the_compose_volume_are_refused(tmp_path, root):
+    zoo = fake_zoo(tmp_path / "zoo", {"plain": [1]})
+    with pytest.raises(config_lib.ConfigError, match="would break the docker-compose volume"):
+        config_lib.write_serving_config(zoo, tmp_path / "serving", base_path_root=root)
+    assert not (tmp_path / "serving").exists()
+
+
+def test_a_zoo_path_that_breaks_the_compose_volume_is_refused(tmp_path):
+    zoo = fake_zoo(tmp_path / "my:zoo", {"plain": [1]})
+    with pytest.raises(config_lib.ConfigError, match="my:zoo.*would break the docker-compose volume"):
+        config_lib.write_serving_config(zoo, tmp_path / "serving")
+
+
+def test_a_version_beyond_int64_is_left_out_like_tf_serving_does(tmp_path):
+    zoo = fake_zoo(tmp_path / "zoo", {"plain": [1, 99999999999999999999]})
+    (entry,) = config_lib.build_model_server_config(zoo).model_config_list.config
+    assert dict(entry.version_labels) == {"stable": 1}

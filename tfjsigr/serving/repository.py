@@ -21,6 +21,14 @@ class NotFound(LookupError):
     """A model, version or label the server does not serve (HTTP 404)."""
 
 
+def _unknown_label(name, label, labels):
+    """TF Serving's message for an unknown label, with the labels there are."""
+    hint = f"labels of {name}: {', '.join(sorted(labels)) or 'none'}"
+    if label == versions_lib.CANARY:
+        hint += f"; '{label}' exists once two versions are served"
+    return f"Unrecognized servable version label: {label} ({hint})"
+
+
 @dataclasses.dataclass
 class Servable:
     """One loaded model version and its batcher."""
@@ -172,7 +180,7 @@ class ModelRepository:
         if label is not None:
             labels = all_labels.get(name, {})
             if label not in labels:
-                raise NotFound(f"Unrecognized servable version label: {label}")
+                raise NotFound(_unknown_label(name, label, labels))
             version = labels[label]
         if version is None:
             version = max(versions)

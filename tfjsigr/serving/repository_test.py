@@ -57,5 +57,11 @@ def test_unknown_names_and_labels(repo):
     models.refresh()
     with pytest.raises(repository.NotFound, match="Latest\\(nope\\)"):
         models.resolve("nope")
-    with pytest.raises(repository.NotFound, match="label: beta"):
+    with pytest.raises(repository.NotFound, match="label: beta \\(labels of tiny: canary, stable\\)"):
         models.resolve("tiny", label="beta")
+
+
+def test_an_unknown_canary_label_says_when_it_exists():
+    message = repository._unknown_label("tiny", "canary", {"stable": 1})
+    assert message.startswith("Unrecognized servable version label: canary (labels of tiny: stable;")
+    assert "'canary' exists once two versions are served" in message

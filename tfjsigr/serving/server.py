@@ -6,9 +6,11 @@ import gc
 import logging
 import re
 import signal
+import socket
 
 import numpy as np
 import orjson
+import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -200,11 +202,11 @@ def create_app(zoo_dir, backend="savedmodel", poll_interval_s=1.0,
 
 
 def serve(zoo_dir, host=DEFAULT_HOST, port=DEFAULT_PORT, backend="savedmodel", log_level="info",
-          access_log=False, on_ready=None, **app_options):
+          access_log=False, on_ready=None, sock=None, **app_options):
     """Serves a zoo until interrupted (SIGINT/SIGTERM finish the requests in flight first).
 
-    Loads the models before binding the port: versions that fail to load are logged and
-    left out, and when none loads it raises instead of serving nothing.
+    Binds the port, then loads the models before listening: versions that fail to load are
+    logged and left out, and when none loads it raises instead of serving nothing.
 
     Args:
         zoo_dir: the zoo directory.
@@ -213,16 +215,19 @@ def serve(zoo_dir, host=DEFAULT_HOST, port=DEFAULT_PORT, backend="savedmodel", l
         backend: "savedmodel" or "onnx".
         log_level: uvicorn's log level.
         access_log: log one line per request (off by default, like TF Serving).
-        on_ready: called as `on_ready(url, served)` once the port is bound, with the base
-            URL (holding the real port) and the served versions (`ModelRepository.served()`).
+        on_ready: called as `on_ready(url, served)` once the models are loaded, with the
+            base URL (holding the real port) and the served versions
+            (`ModelRepository.served()`).
+        sock: a socket from `bind_socket(host, port)`, to check the address before
+            anything else; bound here when None.
         **app_options: passed to `create_app`.
 
     Raises:
+        OSError: host:port cannot be bound.
         ValueError: no model version of the zoo loads.
     """
-    import uvicorn
-
-    with _logging_to_stderr(log_level):
+    sock = bind_socket(host, port) if sock is None else sock
+    with sock, _logging_to_stderr(log_level):
         app = create_app(zoo_dir, backend, **app_options)
         served = _load_or_raise(app.state.repository, zoo_dir)
         # uvicorn re-raises the signal once it has shut down gracefully; as handled signals
@@ -232,11 +237,47 @@ def serve(zoo_dir, host=DEFAULT_HOST, port=DEFAULT_PORT, backend="savedmodel", l
         config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
                                 access_log=access_log, timeout_graceful_shutdown=10,
                                 server_header=False)
-        # Bound here, not by uvicorn, to know the real port when `port` is 0.
-        sock = config.bind_socket()
         if on_ready is not None:
             on_ready(_base_url(host, sock.getsockname()[1]), served)
-        uvicorn.Server(config).run(sockets=[sock])
+        _GracefulServer(config).run(sockets=[sock])
+
+
+def bind_socket(host, port):
+    """A TCP socket bound to host:port (not listening yet), as uvicorn binds it.
+
+    Args:
+        host: the address to bind (IPv4, IPv6 or a host name).
+        port: the TCP port; 0 picks a free one.
+
+    Returns:
+        The bound `socket.socket`.
+
+    Raises:
+        OSError: the address is invalid, in use or not this machine's; the message names
+            host:port.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except (OSError, OverflowError) as error:
+        sock.close()
+        reason = getattr(error, "strerror", None) or str(error)
+        raise OSError(f"cannot listen on {_address(host, port)}: {reason}") from None
+    return sock
+
+
+class _GracefulServer(uvicorn.Server):
+    """uvicorn's server, where a second signal does not force the exit.
+
+    A forced exit skips the app's shutdown, so the models are never unloaded and the
+    lifespan task dies with a traceback; shutdown is bounded by timeout_graceful_shutdown.
+    """
+
+    def handle_exit(self, sig, frame):
+        if not self.should_exit:
+            super().handle_exit(sig, frame)
 
 
 @contextlib.contextmanager
@@ -251,9 +292,14 @@ def _logging_to_stderr(log_level):
         logger.removeHandler(handler)
 
 
+def _address(host, port):
+    """HOST:PORT, with an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _base_url(host, port):
     """http://HOST:PORT, with an IPv6 host in brackets."""
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"http://{_address(host, port)}"
 
 
 def _load_or_raise(repository, zoo_dir):
@@ -273,4 +319,8 @@ def _load_or_raise(repository, zoo_dir):
 
 
 def _exit_cleanly(signum, frame):
+    # Only the first signal exits: a later one would raise again inside asyncio's clean-up
+    # of the first exit and print a traceback.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise SystemExit(0)

@@ -13,6 +13,7 @@ import threading
 import time
 
 import numpy as np
+import orjson
 import pytest
 import requests
 
@@ -151,6 +152,20 @@ def test_oversized_body_is_413(zoo, images):
         assert client.predict("tiny", images[:1])["logits"].shape == (1, 10)
 
 
+def test_client_splits_a_large_batch_into_requests_under_the_limit(zoo, images):
+    def body_size(count):
+        return len(orjson.dumps({"instances": images[:count]}, option=orjson.OPT_SERIALIZE_NUMPY))
+
+    app = create_app(zoo[0], poll_interval_s=0, max_body_bytes=body_size(2) + 1000)
+    with testing.running_server(app) as url, Client(url) as client:
+        with pytest.raises(ServingError) as error:
+            client.predict("tiny", images)
+        assert error.value.status == 413
+        outputs = client.predict("tiny", images, max_images_per_request=2)
+    assert outputs["probabilities"].shape == (5, 10)
+    np.testing.assert_allclose(outputs["logits"], expected(zoo[1], 2, images), atol=1e-5)
+
+
 def test_client_raises_serving_error_with_the_message(url):
     with Client(url) as client, pytest.raises(ServingError, match="Latest\\(nope\\)") as error:
         client.status("nope")
@@ -269,18 +284,24 @@ def _announced_url(process):
     raise AssertionError("tfjsigr serve stopped before announcing its URL")
 
 
+def _healthy_url(process):
+    """The URL of a `tfjsigr serve` process, once it answers /healthz."""
+    url = _announced_url(process)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    return url
+
+
 def test_serve_command_on_port_0_announces_its_port_and_stops_gracefully(zoo, images):
     process = _cli("serve", str(zoo[0]), "--port", "0", "--poll-seconds", "0")
     try:
-        url = _announced_url(process)
+        url = _healthy_url(process)
         port = int(url.rpartition(":")[2])
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.2)
         with Client(url) as client:
             assert client.predict("tiny", images)["logits"].shape == (5, 10)
         # A request in flight (half its body sent) when SIGTERM arrives is still answered.
@@ -303,3 +324,20 @@ def test_serve_command_on_port_0_announces_its_port_and_stops_gracefully(zoo, im
     assert '"predictions"' in answer
     assert process.returncode == 0, output
     assert "Finished server process" in output
+
+
+def test_a_second_signal_during_shutdown_is_quiet_and_the_shutdown_still_graceful(zoo):
+    process = _cli("serve", str(zoo[0]), "--port", "0", "--poll-seconds", "0")
+    try:
+        _healthy_url(process)
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, output
+    assert "Traceback" not in output and "ERROR" not in output, output
+    assert "Application shutdown complete" in output

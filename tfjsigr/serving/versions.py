@@ -3,6 +3,9 @@
 import pathlib
 
 SAVED_MODEL_DIR = "saved_model"
+CARD_FILE = "card.json"
+# TF Serving parses version directory names as int64 and skips the ones that do not fit.
+MAX_VERSION = 2**63 - 1
 NUM_VERSIONS = 2
 STABLE = "stable"
 CANARY = "canary"
@@ -18,10 +21,21 @@ def is_complete_version(path):
         path: a directory under a model's base path.
 
     Returns:
-        True when the name is an integer and `saved_model.pb` exists in it.
+        True when the name is an integer in TF Serving's (int64) range and `saved_model.pb`
+        exists in it.
     """
     path = pathlib.Path(path)
-    return path.name.isdigit() and (path / "saved_model.pb").is_file()
+    return _is_version_number(path.name) and (path / "saved_model.pb").is_file()
+
+
+def _is_version_number(name):
+    return name.isascii() and name.isdigit() and int(name) <= MAX_VERSION
+
+
+def is_zoo_entry(path):
+    """Whether `path` looks like one entry of a zoo (it holds card.json or saved_model/)."""
+    path = pathlib.Path(path)
+    return (path / CARD_FILE).is_file() or (path / SAVED_MODEL_DIR).is_dir()
 
 
 def list_versions(base_path):
@@ -50,16 +64,68 @@ def list_models(zoo_dir):
 
     Raises:
         FileNotFoundError: `zoo_dir` is not a directory.
+        ValueError: `zoo_dir` is one entry of a zoo, not a zoo.
     """
     zoo_dir = pathlib.Path(zoo_dir)
     if not zoo_dir.is_dir():
         raise FileNotFoundError(f"{zoo_dir}: no such zoo directory")
+    if is_zoo_entry(zoo_dir):
+        raise ValueError(
+            f"{zoo_dir} is a zoo entry (it holds {CARD_FILE} or {SAVED_MODEL_DIR}/), not a zoo; "
+            f"pass the zoo folder that holds it ({zoo_dir.parent})"
+        )
     models = {}
     for entry in sorted(zoo_dir.iterdir()):
         base_path = entry / SAVED_MODEL_DIR
         if not entry.name.startswith(".") and list_versions(base_path):
             models[entry.name] = base_path
     return models
+
+
+def zoo_warnings(zoo_dir):
+    """What `list_models` leaves out of a zoo, one message each.
+
+    Args:
+        zoo_dir: a zoo directory that `list_models` accepts.
+
+    Returns:
+        A list of one-line messages: version directories whose number is beyond TF
+        Serving's int64 range (ignored), and entries (folders that hold card.json or
+        saved_model/, or that index.json lists) without a servable SavedModel version.
+    """
+    zoo_dir = pathlib.Path(zoo_dir)
+    entries = {p.name for p in zoo_dir.iterdir() if not p.name.startswith(".") and is_zoo_entry(p)}
+    messages = [
+        f"{path}: version number beyond TF Serving's int64 range, ignored"
+        for name in sorted(entries) for path in _out_of_range_versions(zoo_dir / name)
+    ]
+    listed, index_problem = _index_entries(zoo_dir)
+    messages += [index_problem] if index_problem else []
+    messages += [
+        f"{zoo_dir / name}: no servable SavedModel version "
+        f"({SAVED_MODEL_DIR}/<version>/saved_model.pb), left out"
+        for name in sorted((entries | listed) - set(list_models(zoo_dir)))
+    ]
+    return messages
+
+
+def _out_of_range_versions(entry_dir):
+    base_path = entry_dir / SAVED_MODEL_DIR
+    if not base_path.is_dir():
+        return []
+    return sorted(p for p in base_path.iterdir()
+                  if p.name.isascii() and p.name.isdigit() and not _is_version_number(p.name))
+
+
+def _index_entries(zoo_dir):
+    """(names of the entries index.json lists, a message when it cannot be read or None)."""
+    from tfjsigr.zoo import index as index_lib
+
+    try:
+        records = index_lib.read_index(zoo_dir)
+    except ValueError as error:
+        return set(), f"{error}; its entries are not checked"
+    return {r.get("path") or r["name"] for r in records}, None
 
 
 def served_versions(versions, num_versions=NUM_VERSIONS):

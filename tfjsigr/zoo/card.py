@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import math
 import os
 import pathlib
 import tempfile
@@ -55,8 +56,21 @@ def json_default(value):
 
 
 def to_json(data):
-    """`data` as plain JSON types (what it reads back as after a JSON round trip)."""
-    return json.loads(json.dumps(data, default=json_default))
+    """`data` as plain JSON types (what it reads back as after a JSON round trip).
+
+    Numbers that are not finite (NaN, infinities) become None: standard JSON has none.
+    """
+    return _finite_or_null(json.loads(json.dumps(data, default=json_default)))
+
+
+def _finite_or_null(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_null(item) for item in value]
+    return value
 
 
 @contextlib.contextmanager
@@ -124,8 +138,12 @@ def read_card(entry_dir):
 
 
 def write_card(entry_dir, card):
-    """Writes `card.json` and the README.md rendered from it, each atomically."""
+    """Writes `card.json` and the README.md rendered from it, each atomically.
+
+    Numbers that are not finite are written as null (standard JSON has no NaN or Infinity).
+    """
     entry_dir = pathlib.Path(entry_dir)
+    card = to_json(card)
     write_json_atomic(entry_dir / CARD_FILE, card)
     write_text_atomic(entry_dir / README_FILE, render_readme(card))
 

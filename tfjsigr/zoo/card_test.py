@@ -98,3 +98,13 @@ def test_card_or_lock_file_that_is_a_directory_is_a_value_error(tmp_path):
 
 def test_readme_of_a_card_with_odd_versions_renders(tmp_path):
     assert "versions kept: ?" in card_lib.render_readme({"name": "jr", "saved_model_versions": 5})
+
+
+def test_numbers_that_are_not_finite_are_written_as_null(tmp_path):
+    entry = make_entry(tmp_path, metrics={"loss": float("nan"), "curve": [1.0, float("-inf")]})
+    text = (entry / "card.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert card_lib.read_card(entry)["metrics"] == {"loss": None, "curve": [1.0, None]}
+    robustness = {"ara": np.float32(np.inf)}
+    assert card_lib.update_card(entry, "robustness", robustness)["robustness"] == robustness
+    assert card_lib.read_card(entry)["robustness"] == {"ara": None}

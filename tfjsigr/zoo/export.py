@@ -19,6 +19,13 @@ STORED_SAMPLE_IMAGES = 256
 ONNX_OPSET = 17
 FORMAT_VERSION = 1
 NEW_SAVED_MODEL = "saved_model.new"
+STAGING_SUFFIX = ".staging"
+# Names of what a zoo holds beside its entries (`zoo build` recipes, `zoo evaluate` report).
+RESERVED_NAMES = {
+    index_lib.INDEX_FILE: "the zoo index",
+    "recipes": "the zoo's recipes",
+    "report": "the zoo's evaluation report",
+}
 
 
 class ParityError(ValueError):
@@ -61,16 +68,16 @@ def export_entry(model, zoo_dir, name, recipe, metrics, sample_images, data_desc
             `verify.PARITY_TOLERANCE` or more; the zoo is left untouched.
     """
     zoo_dir = pathlib.Path(zoo_dir)
+    entry = zoo_dir / check_name(name)
     backbone = serving_backbone(model)
-    input_shape = _input_shape(backbone, sample_images)
+    input_shape = _input_shape(backbone, sample_images, entry)
     images = _check_images(sample_images, input_shape)[:MAX_PARITY_IMAGES]
-    entry = zoo_dir / _check_name(name)
     signature = (input_shape, _classes(model, images, entry))
     # Before minutes of conversion; again under the lock.
     with card_lib.zoo_lock(zoo_dir):
         index_lib.read_index(zoo_dir)
         _check_previous_entry(entry, signature)
-    staging = pathlib.Path(tempfile.mkdtemp(dir=zoo_dir, prefix=f".{name}.", suffix=".staging"))
+    staging = pathlib.Path(tempfile.mkdtemp(dir=zoo_dir, prefix=f".{name}.", suffix=STAGING_SUFFIX))
     staging.chmod(0o755)  # mkdtemp's 0700 would become the entry's mode.
     try:
         parity = write_artifacts(model, backbone, input_shape, images, staging, entry)
@@ -84,8 +91,16 @@ def export_entry(model, zoo_dir, name, recipe, metrics, sample_images, data_desc
             _publish(model, entry, staging, sections, signature)
     finally:
         # Holds the previous entry after a swap, the half-built one after a failure.
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove(staging)
     return entry
+
+
+def _remove(path):
+    """Deletes a folder tree, or the link itself where `path` is a symbolic link."""
+    if path.is_symlink():
+        path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _publish(model, entry, staging, sections, signature):
@@ -95,7 +110,7 @@ def _publish(model, entry, staging, sections, signature):
     never holds an entry its index does not list.
     """
     previous = _check_previous_entry(entry, signature)
-    _adopt_saved_model_versions(entry, staging)
+    _adopt_saved_model_versions(entry, staging, previous)
     versions = verify_lib.saved_model_versions(staging)
     card = _card(model, entry.name, versions, signature, sections)
     card["history"] = _history(previous)
@@ -240,23 +255,55 @@ def _softmax(logits):
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-def _check_name(name):
+def check_name(name):
+    """`name` if it may name a zoo entry.
+
+    Args:
+        name: the entry name to check.
+
+    Returns:
+        `name`.
+
+    Raises:
+        ValueError: not letters, digits, ".", "_" and "-" (not starting with "."), or the name
+            of something a zoo holds beside its entries (index.json, recipes, report).
+    """
     if not isinstance(name, str) or not index_lib.NAME_PATTERN.fullmatch(name):
         raise ValueError(
             f"entry name {name!r}: use letters, digits, '.', '_' and '-', not starting with '.'"
         )
-    if name == index_lib.INDEX_FILE:
-        raise ValueError(f"entry name {name!r} is reserved for the zoo index")
+    if name in RESERVED_NAMES:
+        raise ValueError(f"entry name {name!r} is reserved for {RESERVED_NAMES[name]}")
     return name
 
 
-def _input_shape(backbone, sample_images):
+def model_input_shape(model):
+    """The input shape of a model's serving backbone, batch first; None where it is undefined.
+
+    Args:
+        model: a Keras model (a `RegularizedModel` is looked through to its backbone).
+
+    Returns:
+        A tuple such as (None, 28, 28, 1), or None for a model without one input shape
+        (a subclassed model not yet called, or several inputs).
+    """
     try:
-        shape = backbone.input_shape
+        shape = serving_backbone(model).input_shape
     except (AttributeError, ValueError):  # Subclassed models may have no defined input.
-        shape = None
-    if isinstance(shape, tuple) and len(shape) == 4 and None not in shape[1:]:
+        return None
+    return shape if isinstance(shape, tuple) and shape else None
+
+
+def _input_shape(backbone, sample_images, entry):
+    """(H, W, C) the model takes: its input shape, else (undefined) the sample images'."""
+    shape = model_input_shape(backbone)
+    if shape is not None and len(shape) == 4 and None not in shape[1:]:
         return tuple(int(d) for d in shape[1:])
+    if shape is not None and len(shape) != 4:
+        raise ValueError(
+            f"export of {entry}: the model takes inputs of shape {list(shape)}, not images "
+            "[N, height, width, channels]; the zoo serves image classifiers"
+        )
     return tuple(np.shape(sample_images)[1:])
 
 
@@ -274,7 +321,19 @@ def _check_images(sample_images, input_shape):
 
 def _classes(model, images, entry):
     """The number of classes the model outputs; its logits must be finite."""
-    logits = verify_lib.keras_logits(model, images)
+    try:
+        logits = verify_lib.keras_logits(model, images)
+    except Exception as error:  # noqa: BLE001 (Keras raises many types for mismatched inputs)
+        reason = " ".join(str(error).split())[:300] or type(error).__name__
+        raise ValueError(
+            f"export of {entry}: the model does not run on the sample images of shape "
+            f"{list(images.shape[1:])} ({reason})"
+        ) from None
+    if logits.ndim != 2:
+        raise ValueError(
+            f"export of {entry}: the model outputs shape {list(logits.shape[1:])} per image, "
+            "not one logit per class"
+        )
     if not np.all(np.isfinite(logits)):
         raise ValueError(
             f"export of {entry}: the model's logits are not finite on the sample images "
@@ -291,6 +350,11 @@ def _check_previous_entry(entry, signature):
             shape or number of classes differs from `signature` (serving would take the new
             version for a canary of the old one).
     """
+    if entry.is_symlink():
+        raise ValueError(
+            f"{entry}: is a symbolic link; not replacing it (export into the zoo it points to, "
+            "or under another name)"
+        )
     if not entry.exists():
         return None
     if not (entry / card_lib.CARD_FILE).exists():
@@ -332,7 +396,7 @@ def _describe(signature):
     return f"images of shape {list(shape)} and outputs {classes} classes"
 
 
-def _adopt_saved_model_versions(entry, staging):
+def _adopt_saved_model_versions(entry, staging, previous):
     """Links the entry's SavedModel versions into `staging`; moves the new one in as the next."""
     versions = verify_lib.saved_model_versions(entry)
     root = staging / verify_lib.SAVED_MODEL_DIR
@@ -340,9 +404,23 @@ def _adopt_saved_model_versions(entry, staging):
     for version in versions:
         source = entry / verify_lib.SAVED_MODEL_DIR / str(version)
         shutil.copytree(source, root / str(version), copy_function=_link_or_copy)
-    version = versions[-1] + 1 if versions else 1
+    version = 1 + max([0, *versions, *_used_versions(previous)])
     os.rename(staging / NEW_SAVED_MODEL, root / str(version))
     return version
+
+
+def _used_versions(card):
+    """The versions a card records as published: its own and its history's.
+
+    A version number is never reused, even after its folder was deleted: a server or client
+    holding the old version 2 must not be handed another model as version 2.
+    """
+    if card is None:
+        return []
+    history = card.get("history")
+    records = [card, *(history if isinstance(history, list) else [])]
+    versions = [record.get("version") for record in records if isinstance(record, dict)]
+    return [version for version in versions if _is_count(version)]
 
 
 def _undo_swap(staging, entry):

@@ -187,7 +187,9 @@ def test_failed_parity_leaves_the_zoo_untouched(entry, tmp_path, monkeypatch):
     "name, images, match",
     [
         ("../up", sample_images(2), "entry name"),
-        ("index.json", sample_images(2), "reserved"),
+        ("index.json", sample_images(2), "reserved for the zoo index"),
+        ("report", sample_images(2), "reserved for the zoo's evaluation report"),
+        ("recipes", sample_images(2), "reserved for the zoo's recipes"),
         ("ok", sample_images(2)[..., 0], "expected float32"),
         ("ok", sample_images(2) * 255, r"in \[0, 1\]"),
         ("ok", sample_images(0), "expected float32"),
@@ -309,3 +311,56 @@ def test_model_with_nan_weights_names_the_entry(tmp_path):
         export(model, tmp_path, name="nan")
     assert str(error.value).startswith(f"export of {tmp_path / 'nan'}:")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_deleted_version_number_is_never_reused(model, entry, tmp_path):
+    zoo_dir = zoo_copy(entry, tmp_path)
+    shutil.rmtree(zoo_dir / "jr" / "saved_model" / "1")
+    export(model, zoo_dir)
+    card = card_lib.read_card(zoo_dir / "jr")
+    assert card["version"] == 2 and card["saved_model_versions"] == [2]
+    assert [record["version"] for record in card["history"]] == [1]
+
+
+def test_next_version_counts_the_card_and_its_history():
+    card = {"version": 3, "history": [{"version": 7}, {"version": "8"}, "junk"]}
+    assert export_lib._used_versions(card) == [3, 7]
+    assert export_lib._used_versions(None) == []
+
+
+def test_an_entry_that_is_a_symbolic_link_is_refused(model, entry, tmp_path):
+    zoo_dir = tmp_path / "zoo"
+    zoo_dir.mkdir()
+    (zoo_dir / "jr").symlink_to(entry)
+    with pytest.raises(ValueError, match="jr: is a symbolic link; not replacing it"):
+        export(model, zoo_dir)
+    assert (zoo_dir / "jr").is_symlink()
+    assert sorted(p.name for p in zoo_dir.iterdir()) == [".zoo.lock", "jr"]
+
+
+def test_staging_cleanup_removes_a_link_not_its_target(tmp_path):
+    (tmp_path / "target").mkdir()
+    (tmp_path / "target" / "keep").write_text("kept")
+    (tmp_path / ".jr.x.staging").symlink_to(tmp_path / "target")
+    export_lib._remove(tmp_path / ".jr.x.staging")
+    assert [p.name for p in tmp_path.iterdir()] == ["target"]
+    assert (tmp_path / "target" / "keep").read_text() == "kept"
+
+
+def test_a_model_that_takes_no_images_is_refused_naming_the_entry(tmp_path):
+    inputs = keras.Input((784,))
+    flat = keras.Model(inputs, keras.layers.Dense(10)(inputs))
+    images = np.zeros((2, 28, 28, 1), np.float32)
+    with pytest.raises(ValueError, match="takes inputs of shape \\[None, 784\\], not images"):
+        export_lib.export_entry(flat, tmp_path, "flat", {}, {}, images, "")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_metrics_that_are_not_finite_are_null_on_the_card_and_left_out_of_the_index(
+    model, tmp_path
+):
+    entry = export(model, tmp_path, metrics={"clean_accuracy": float("inf"), "pgd": 0.5})
+    assert "Infinity" not in (entry / "card.json").read_text()
+    assert card_lib.read_card(entry)["metrics"] == {"clean_accuracy": None, "pgd": 0.5}
+    assert index_lib.read_index(tmp_path)[0]["metrics"] == {"pgd": 0.5}
+    assert verify_lib.verify_zoo(tmp_path) == []

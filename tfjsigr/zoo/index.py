@@ -1,6 +1,7 @@
 """The zoo index, `zoo_dir/index.json`: one record per entry, written atomically."""
 
 import json
+import math
 import numbers
 import pathlib
 import re
@@ -103,6 +104,37 @@ def entry_dir(zoo_dir, record):
     return pathlib.Path(zoo_dir) / record.get("path", record["name"])
 
 
+def zoo_folder_around(path):
+    """The zoo entry or zoo that `path` is or lies inside, with the file that marks it.
+
+    An entry holds card.json; a zoo holds its lock file or an index.json with "entries".
+
+    Args:
+        path: a folder (it need not exist yet).
+
+    Returns:
+        (folder, marker file name), `folder` resolved, or None outside any zoo.
+    """
+    path = pathlib.Path(path).resolve()
+    for folder in (path, *path.parents):
+        if (folder / card_lib.CARD_FILE).exists():
+            return folder, card_lib.CARD_FILE
+        if _holds_zoo_index(folder):
+            return folder, INDEX_FILE
+        if (folder / card_lib.LOCK_FILE).exists():
+            return folder, card_lib.LOCK_FILE
+    return None
+
+
+def _holds_zoo_index(folder):
+    # index.json is a common name: only a JSON object with "entries" marks a zoo.
+    try:
+        index = json.loads((folder / INDEX_FILE).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(index, dict) and "entries" in index
+
+
 def _is_positive_int(value):
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
@@ -115,7 +147,7 @@ def _json_type(value):
 
 
 def index_record(card):
-    """The index record of an entry, from its card."""
+    """The index record of an entry, from its card (metrics: its finite numbers only)."""
     metrics = card.get("metrics") or {}
     return {
         "name": card["name"],
@@ -125,17 +157,21 @@ def index_record(card):
         "metrics": {
             key: value
             for key, value in metrics.items()
-            if isinstance(value, numbers.Number) and not isinstance(value, bool)
+            if isinstance(value, numbers.Real)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
         },
     }
 
 
 def write_index(zoo_dir, entries):
-    """Writes `index.json` atomically (callers hold `card.zoo_lock(zoo_dir)`)."""
+    """Writes `index.json` atomically (callers hold `card.zoo_lock(zoo_dir)`).
+
+    Numbers that are not finite are written as null (standard JSON has no NaN or Infinity).
+    """
     entries = sorted(entries, key=lambda e: e["name"])
-    card_lib.write_json_atomic(
-        pathlib.Path(zoo_dir) / INDEX_FILE, {"format_version": FORMAT_VERSION, "entries": entries}
-    )
+    index = card_lib.to_json({"format_version": FORMAT_VERSION, "entries": entries})
+    card_lib.write_json_atomic(pathlib.Path(zoo_dir) / INDEX_FILE, index)
 
 
 def with_record(zoo_dir, record):

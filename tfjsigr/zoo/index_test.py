@@ -115,3 +115,29 @@ def test_missing_index_is_rebuilt_from_the_sound_cards(tmp_path):
     (tmp_path / ".jr.abc.staging").mkdir()
     index_lib.upsert_index(tmp_path, index_lib.index_record(card("igr", clean_accuracy=0.6)))
     assert [e["name"] for e in index_lib.read_index(tmp_path)] == ["igr", "jr", "plain"]
+
+
+def test_metrics_that_are_not_finite_stay_out_of_the_index(tmp_path):
+    record = index_lib.index_record(card("jr", clean_accuracy=float("inf"), pgd=np.float64("nan")))
+    assert record["metrics"] == {}
+    index_lib.write_index(tmp_path, [{**record, "metrics": {"hand_written": float("inf")}}])
+    assert "Infinity" not in (tmp_path / "index.json").read_text()
+    assert index_lib.read_index(tmp_path)[0]["metrics"] == {"hand_written": None}
+
+
+@pytest.mark.parametrize(
+    "layout, found",
+    [
+        ({"z/index.json": '{"entries": []}', "z/e/card.json": "{}"}, ("z/e", "card.json")),
+        ({"z/index.json": '{"entries": []}'}, ("z", "index.json")),
+        ({"z/.zoo.lock": ""}, ("z", ".zoo.lock")),
+        ({"z/index.json": '{"pages": []}'}, None),  # Some other index.json.
+        ({}, None),
+    ],
+)
+def test_zoo_folder_around_a_path(tmp_path, layout, found):
+    for relative, text in layout.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
+    expected = found and ((tmp_path / found[0]).resolve(), found[1])
+    assert index_lib.zoo_folder_around(tmp_path / "z" / "e" / "run" / "new") == expected

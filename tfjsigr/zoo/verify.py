@@ -2,6 +2,7 @@
 
 import hashlib
 import pathlib
+import re
 
 import numpy as np
 
@@ -18,6 +19,8 @@ SAVED_MODEL_DIR = "saved_model"
 RANDOM_IMAGES = 32
 # Written by a user or an evaluation, not by the export: outside the checksums.
 UNCHECKED_FILES = (card_lib.CARD_FILE, card_lib.README_FILE)
+# What `export.export_entry` builds an entry in (and sets aside the previous one as).
+STAGING_PATTERN = re.compile(r"\.staging(\.old)?$")
 REQUIRED_KEYS = ("name", "version", "saved_model_versions", "model", "artifacts", "parity")
 
 
@@ -343,7 +346,7 @@ def _one_line(error):
 
 
 def verify_zoo(zoo_dir, tolerance=PARITY_TOLERANCE):
-    """Checks every entry of a zoo and the index that lists them.
+    """Checks every entry of a zoo, the index that lists them, and for leftover staging folders.
 
     Args:
         zoo_dir: the zoo directory.
@@ -364,11 +367,21 @@ def verify_zoo(zoo_dir, tolerance=PARITY_TOLERANCE):
         if p.is_dir() and not p.name.startswith(".") and (p / card_lib.CARD_FILE).exists()
     ]
     problems, listed = _index_problems(zoo_dir, on_disk)
+    problems += _leftover_problems(zoo_dir)
     if not on_disk and not listed:
         problems.append(f"{zoo_dir}: no entries to verify")
     for name in on_disk:
         problems += _guarded_verify_entry(zoo_dir / name, tolerance)
     return problems
+
+
+def _leftover_problems(zoo_dir):
+    """Staging folders an interrupted export left behind (`.<name>.XXXX.staging[.old]`)."""
+    return [
+        f"{path}: left behind by an interrupted export; delete it (unless an export is running)"
+        for path in sorted(zoo_dir.iterdir())
+        if path.name.startswith(".") and STAGING_PATTERN.search(path.name)
+    ]
 
 
 def _guarded_verify_entry(entry_dir, tolerance):

@@ -125,6 +125,17 @@ def test_unlisted_entry_and_empty_or_missing_zoo(zoo_dir, tmp_path):
         verify_lib.verify_zoo(tmp_path / "absent")
 
 
+def test_staging_folders_left_by_an_interrupted_export_are_reported(zoo_dir):
+    for leftover in (".jr.abc123.staging", ".jr.def456.staging.old"):
+        (zoo_dir / leftover).mkdir()
+    (zoo_dir / ".notes").mkdir()
+    assert verify_lib.verify_zoo(zoo_dir) == [
+        f"{zoo_dir / leftover}: left behind by an interrupted export; delete it (unless an "
+        "export is running)"
+        for leftover in (".jr.abc123.staging", ".jr.def456.staging.old")
+    ]
+
+
 def test_parity_figures():
     logits = np.array([[0.0, 1.0], [2.0, -1.0]], np.float32)
     exact = verify_lib.parity(
