@@ -382,13 +382,9 @@ def _recorded_signature(card):
         classes = model["outputs"]["logits"][-1]
     except (KeyError, IndexError, TypeError):
         return None
-    if not all(_is_count(d) for d in [*shape, classes]):
+    if not all(index_lib.is_positive_int(d) for d in [*shape, classes]):
         return None
     return tuple(shape), classes
-
-
-def _is_count(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _describe(signature):
@@ -420,7 +416,7 @@ def _used_versions(card):
     history = card.get("history")
     records = [card, *(history if isinstance(history, list) else [])]
     versions = [record.get("version") for record in records if isinstance(record, dict)]
-    return [version for version in versions if _is_count(version)]
+    return [version for version in versions if index_lib.is_positive_int(version)]
 
 
 def _undo_swap(staging, entry):

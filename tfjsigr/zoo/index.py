@@ -53,7 +53,7 @@ def read_index(zoo_dir):
 
 def _format_problem(index):
     version = index.get("format_version", FORMAT_VERSION)
-    if not _is_positive_int(version):
+    if not is_positive_int(version):
         return f"format_version must be a positive integer, got {version!r}"
     if version > FORMAT_VERSION:
         return f"format_version {version} is newer than this tfjsigr reads ({FORMAT_VERSION})"
@@ -80,7 +80,7 @@ def record_problem(record):
     name = record.get("name")
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         return f".name must be an entry name (letters, digits, '.', '_', '-'), got {name!r}"
-    if not _is_positive_int(record.get("version")):
+    if not is_positive_int(record.get("version")):
         return f".version must be a positive integer, got {record.get('version')!r}"
     if "path" in record and not is_inside_path(record["path"]):
         return f".path must be a relative path inside the zoo, got {record['path']!r}"
@@ -135,7 +135,8 @@ def _holds_zoo_index(folder):
     return isinstance(index, dict) and "entries" in index
 
 
-def _is_positive_int(value):
+def is_positive_int(value):
+    """Whether `value` is an int >= 1 (a bool is not)."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
