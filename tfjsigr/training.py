@@ -221,7 +221,8 @@ def train(
     if run_dir is not None:
         backup = _prepare_checkpoint_dir(run_dir, recipe, is_chief, worker)
         resumed_from = checkpointed_epoch(backup)
-        all_callbacks.append(AtomicBackupAndRestore(backup))
+        # Kept until the model is saved: a kill while evaluating or saving loses no training.
+        all_callbacks.append(AtomicBackupAndRestore(backup, delete_checkpoint=False))
     print(
         f"training {recipe.name}: {described['train']}, {recipe.epochs} epochs, batch {recipe.batch_size}"
         + (f", resuming after epoch {resumed_from}" if resumed_from else "")
@@ -234,7 +235,12 @@ def train(
             train_ds, epochs=recipe.epochs, verbose=verbose, callbacks=all_callbacks, shuffle=False
         )
     seconds = time.perf_counter() - start
-    _check_finite(model, history.history, recipe.name)
+    try:
+        _check_finite(model, history.history, recipe.name)
+    except TrainingDiverged:
+        if run_dir is not None:
+            shutil.rmtree(backup, ignore_errors=True)  # Its last epoch holds the NaN weights.
+        raise
     metrics = {
         "train_seconds": round(seconds, 2),
         "resumed_from_epoch": resumed_from,
@@ -247,8 +253,10 @@ def train(
     }
     if evaluate:
         metrics.update(evaluate_model(model.model, x_eval, y_eval, recipe.seed))
-    if run_dir is not None and is_chief:
-        save_run(run_dir, model, metrics, recipe)
+    if run_dir is not None:
+        if is_chief:
+            save_run(run_dir, model, metrics, recipe)
+        shutil.rmtree(backup, ignore_errors=True)
     return TrainingResult(model, metrics, history.history, x_eval, y_eval, is_chief)
 
 

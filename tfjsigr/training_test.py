@@ -98,6 +98,32 @@ def test_interrupted_training_resumes_from_its_last_epoch(tmp_path):
     assert not (run_dir / training.BACKUP_DIR).exists()
 
 
+def test_a_kill_after_the_last_epoch_keeps_the_checkpoint_until_the_model_is_saved(
+    tmp_path, monkeypatch
+):
+    data_dir = write_tiny_fashion_mnist(tmp_path)
+    run_dir = tmp_path / "run"
+    recipe = tiny_recipe()
+
+    def killed_while_evaluating(*args, **kwargs):
+        raise KeyboardInterrupt("killed during the evaluation")
+
+    monkeypatch.setattr(training, "evaluate_model", killed_while_evaluating)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(recipe, run_dir, data_dir=data_dir, verbose=0)
+    assert json.loads((run_dir / training.BACKUP_DIR / "training_metadata.json").read_text())[
+        "epoch"
+    ] == 3
+    monkeypatch.undo()
+
+    recorder = EpochRecorder()
+    result = training.train(recipe, run_dir, data_dir=data_dir, verbose=0, callbacks=[recorder])
+    assert recorder.epochs == [] and result.metrics["resumed_from_epoch"] == 3
+    assert int(result.model.optimizer.iterations) == 3 * (32 // 8)
+    assert (run_dir / training.MODEL_FILE).is_file() and "clean_accuracy" in result.metrics
+    assert not (run_dir / training.BACKUP_DIR).exists()
+
+
 def test_a_changed_recipe_does_not_resume_an_old_checkpoint(tmp_path):
     data_dir = write_tiny_fashion_mnist(tmp_path)
     run_dir = tmp_path / "run"
