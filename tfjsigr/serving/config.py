@@ -300,10 +300,13 @@ def write_serving_config(zoo_dir, out_dir, base_path_root=CONTAINER_ZOO, max_bat
             f"refusing to overwrite {', '.join(foreign)}: not written by `tfjsigr serving "
             "config`; choose another output folder or move them away"
         )
+    # TF Serving re-reads models.config while running: it must never see half a file.
+    from tfjsigr.zoo.card import write_text_atomic  # Lazy: tfjsigr.zoo loads the ONNX exporter.
+
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
     for name, text in files.items():
-        (out_dir / name).write_text(text)
+        write_text_atomic(out_dir / name, text)
         written[name] = out_dir / name
     return written
 
