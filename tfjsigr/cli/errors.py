@@ -5,7 +5,7 @@ import pathlib
 
 import click
 
-MODEL_FILE = "model.keras"
+from tfjsigr.training import MODEL_FILE
 
 
 def one_line(error):

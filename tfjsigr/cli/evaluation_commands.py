@@ -266,7 +266,7 @@ def evaluate(model, out, samples, seed, source, no_guards):
             f"{path} is a zoo, not a model: use `tfjsigr zoo evaluate {path}`"
         )
     _, model_file = resolve_model_path(path)
-    name = default_entry_name(model_file, {})
+    name = default_entry_name(model_file)
     entries = {name: path} if path.is_dir() else {}
     folder = _report_folder(out, pathlib.Path("evaluation") / name)
     _run({name: path}, entries, folder, samples, seed, source, no_guards)
@@ -295,7 +295,7 @@ def _transfer_source_names(paths, taken=()):
         taken: names already used (the zoo's entries).
     """
     model_files = [resolve_model_path(path)[1].resolve() for path in paths]
-    short = [default_entry_name(model_file, {}) for model_file in model_files]
+    short = [default_entry_name(model_file) for model_file in model_files]
     names = {}
     for path, model_file, name in zip(paths, model_files, short):
         if short.count(name) > 1:

@@ -16,6 +16,7 @@ from tfjsigr.cli.errors import (
 )
 from tfjsigr.cli.group import cli
 from tfjsigr.data import DATASETS
+from tfjsigr.zoo.card import CARD_FILE
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
 DATA_SOURCES = ("auto", "full", "tfds", "sample")
@@ -23,7 +24,6 @@ DEFAULT_RUNS_DIR = pathlib.Path("runs")
 DEFAULT_ZOO_DIR = pathlib.Path("zoo")
 # The data set of a bare .keras file without --dataset (the default zoo's).
 DEFAULT_DATASET = "fashion_mnist"
-CARD_FILE = "card.json"
 
 
 def load_recipe_for_cli(path, quick=False):
@@ -239,7 +239,7 @@ def export_entry_name(name, model_file, record):
     elif record.name is not None:
         name, origin = record.name, record.name_key
     else:
-        name = default_entry_name(model_file, {})
+        name = default_entry_name(model_file)
         origin = f"the default entry name, from {model_file} (choose one with --name)"
     try:
         return check_name(name)
@@ -289,19 +289,16 @@ def read_json_object(path):
     return value
 
 
-def default_entry_name(model_file, recipe):
+def default_entry_name(model_file):
     """The entry name `export` uses without --name.
 
     Args:
         model_file: the exported .keras file.
-        recipe: the run folder's recipe.json ({} when it has none).
 
     Returns:
-        The recipe's name; else, for a file named model.keras, its folder's name (a run folder
-        or a zoo entry); else the file's name without its suffix.
+        For a file named model.keras, its folder's name (a run folder or a zoo entry); else the
+        file's name without its suffix.
     """
-    if recipe.get("name"):
-        return recipe["name"]
     if model_file.name == MODEL_FILE:
         return model_file.resolve().parent.name
     return model_file.stem

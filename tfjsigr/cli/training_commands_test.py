@@ -240,9 +240,8 @@ def exportable(tmp_path_factory):
 def test_default_entry_name():
     from tfjsigr.cli.training_commands import default_entry_name
 
-    assert default_entry_name(pathlib.Path("runs/x/model.keras"), {"name": "jsigr"}) == "jsigr"
-    assert default_entry_name(pathlib.Path("runs/x/model.keras"), {}) == "x"
-    assert default_entry_name(pathlib.Path("models/dyn.keras"), {}) == "dyn"
+    assert default_entry_name(pathlib.Path("runs/x/model.keras")) == "x"
+    assert default_entry_name(pathlib.Path("models/dyn.keras")) == "dyn"
 
 
 def test_export_bare_files_into_their_own_entries_and_refuse_incompatible_versions(

@@ -9,7 +9,6 @@ import tfjsigr
 from tfjsigr.cli.errors import one_line, user_errors
 from tfjsigr.cli.group import zoo
 from tfjsigr.cli.training_commands import (
-    CARD_FILE,
     DATA_SOURCES,
     DEFAULT_RUNS_DIR,
     DEFAULT_ZOO_DIR,
@@ -17,6 +16,7 @@ from tfjsigr.cli.training_commands import (
     load_recipe_for_cli,
     parity_images,
 )
+from tfjsigr.zoo.card import CARD_FILE
 
 DEFAULT_ZOO = ("plain", "igr", "jr", "jsigr", "fgsm_rs", "pgd_at")
 RECIPES_SUBDIR = "recipes"

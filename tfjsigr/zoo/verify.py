@@ -205,10 +205,10 @@ def _card_type_problems(card):
     """What is wrong with the types of the card's required sections."""
     checks = {
         "name": (isinstance(card["name"], str), "a string"),
-        "version": (_is_version(card["version"]), "a positive integer"),
+        "version": (index_lib.is_positive_int(card["version"]), "a positive integer"),
         "saved_model_versions": (
             isinstance(card["saved_model_versions"], list)
-            and all(_is_version(v) for v in card["saved_model_versions"]),
+            and all(index_lib.is_positive_int(v) for v in card["saved_model_versions"]),
             "a list of positive integers",
         ),
         "model": (isinstance(card["model"], dict), "a JSON object"),
@@ -225,10 +225,6 @@ def _card_type_problems(card):
 def _short_repr(value, limit=60):
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _is_version(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _checksum_problems(entry_dir, card):
