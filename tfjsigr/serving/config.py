@@ -9,6 +9,7 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from tfjsigr.serving import versions as versions_lib
+from tfjsigr.zoo.card import write_text_atomic
 
 MODELS_CONFIG = "models.config"
 BATCHING_CONFIG = "batching.config"
@@ -300,12 +301,10 @@ def write_serving_config(zoo_dir, out_dir, base_path_root=CONTAINER_ZOO, max_bat
             f"refusing to overwrite {', '.join(foreign)}: not written by `tfjsigr serving "
             "config`; choose another output folder or move them away"
         )
-    # TF Serving re-reads models.config while running: it must never see half a file.
-    from tfjsigr.zoo.card import write_text_atomic  # Lazy: tfjsigr.zoo loads the ONNX exporter.
-
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
     for name, text in files.items():
+        # TF Serving re-reads models.config while it runs: it must never see half a file.
         write_text_atomic(out_dir / name, text)
         written[name] = out_dir / name
     return written
