@@ -40,7 +40,6 @@ import copy
 import dataclasses
 import math
 import pathlib
-import re
 import sys
 
 if sys.version_info >= (3, 11):
@@ -55,6 +54,7 @@ from tfjsigr import architectures, layers
 from tfjsigr import ensemble as ensemble_lib
 from tfjsigr import penalties as penalties_lib
 from tfjsigr.data import datasets
+from tfjsigr.zoo.index import NAME_PATTERN
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 _TOP_LEVEL = {
@@ -92,8 +92,6 @@ _RANGES = {
     "adversarial_training.step_size": (lambda value: 0 < value <= 1, "in (0, 1]"),
 }
 _MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
-# The name becomes a folder (runs/<name>, zoo/<name>) and a Keras scope name.
-_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # Set by the data set, never by the recipe.
 _DATASET_ARGUMENTS = ("input_shape", "num_classes")
 
@@ -261,7 +259,8 @@ def _check_table(table, schema, source, prefix):
 
 
 def _check_name(name, source):
-    if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
+    # The name becomes a folder (runs/<name>, zoo/<name>): the zoo's rule for entry names.
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise ValueError(
             f"{source}: key 'name': {name!r} is not a valid model name (it names folders): use "
             "letters, digits, '_', '.' and '-', starting with a letter or digit"

@@ -2,8 +2,10 @@
 
 import pathlib
 
-SAVED_MODEL_DIR = "saved_model"
-CARD_FILE = "card.json"
+from tfjsigr.zoo import index as index_lib
+from tfjsigr.zoo.card import CARD_FILE
+from tfjsigr.zoo.verify import SAVED_MODEL_DIR
+
 # TF Serving parses version directory names as int64 and skips the ones that do not fit.
 MAX_VERSION = 2**63 - 1
 NUM_VERSIONS = 2
@@ -119,8 +121,6 @@ def _out_of_range_versions(entry_dir):
 
 def _index_entries(zoo_dir):
     """(names of the entries index.json lists, a message when it cannot be read or None)."""
-    from tfjsigr.zoo import index as index_lib
-
     try:
         records = index_lib.read_index(zoo_dir)
     except ValueError as error:
