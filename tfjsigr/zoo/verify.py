@@ -331,7 +331,7 @@ def _card_input_shape(card):
         shape = tuple(card["model"]["input"]["shape"][1:])
     except (KeyError, IndexError, TypeError):
         return ()
-    if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+    if not all(index_lib.is_positive_int(d) for d in shape):
         return ()
     return shape
 
