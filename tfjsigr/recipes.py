@@ -81,6 +81,8 @@ _ENSEMBLE_KEYS = {"members": int, "combine": str}
 ACTIVATIONS = {"half_huber_relu": layers.half_huber_relu}
 _QUICK_KEYS = {"epochs": int, "batch_size": int, "train_examples": int, "eval_examples": int}
 _POSITIVE = ("epochs", "batch_size", "train_examples", "eval_examples", "steps", "members")
+# Upper bounds (wherever the key appears, e.g. quick.epochs): beyond them a run never ends.
+_AT_MOST = {"epochs": 10_000, "batch_size": 65_536, "steps": 10_000_000}
 # Ranges of the other numbers, by full key: (test, what the error says the value must be).
 _RANGES = {
     "seed": (lambda value: 0 <= value < 2**32, "in [0, 2**32)"),
@@ -253,6 +255,10 @@ def _check_table(table, schema, source, prefix):
         _check_type(value, schema[key], source, f"{prefix}{key}")
         if key in _POSITIVE and value < 1:
             raise ValueError(f"{source}: key '{prefix}{key}' must be >= 1, got {value}")
+        if key in _AT_MOST and value > _AT_MOST[key]:
+            raise ValueError(
+                f"{source}: key '{prefix}{key}' must be <= {_AT_MOST[key]}, got {value}"
+            )
         in_range, allowed = _RANGES.get(f"{prefix}{key}", (None, None))
         if in_range is not None and not in_range(value):
             raise ValueError(f"{source}: key '{prefix}{key}' must be {allowed}, got {value}")

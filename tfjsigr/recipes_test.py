@@ -141,6 +141,16 @@ def test_valid_recipe_builds_its_parts(tmp_path):
         ),
         (("weight = 0.5", "weight = inf"), "'penalties\\[0\\].weight' must be a finite number"),
         (("weight = 0.5", "weight = -0.5"), "penalties\\[0\\]'.*non-negative"),
+        (
+            ("epochs = 3", "epochs = 100000000000000000000"),
+            "key 'epochs' must be <= 10000, got 100000000000000000000",
+        ),
+        (("epochs = 3", "epochs = 3\nbatch_size = 65537"), "key 'batch_size' must be <= 65536"),
+        (("epochs = 1\ntrain", "epochs = 10001\ntrain"), "key 'quick.epochs' must be <= 10000"),
+        (
+            ("epochs = 3", "epochs = 3\n[adversarial_training]\nattack = 'pgd'\nsteps = 10000001"),
+            "'adversarial_training.steps' must be <= 10000000",
+        ),
     ],
 )
 def test_invalid_recipes_fail_with_one_line_naming_file_and_key(tmp_path, edit, message):

@@ -19,7 +19,8 @@ def user_errors():
 
     Bad files, recipes, data and arguments raise ValueError; missing, unreadable or misplaced
     files raise OSError; an empty .npy raises EOFError (which click would report as "Aborted!");
-    a diverged run raises TrainingDiverged and a serving failure ServingError.
+    a diverged run raises TrainingDiverged and a serving failure ServingError; an input too
+    large for this machine raises MemoryError.
     """
     from tfjsigr.serving import ServingError
     from tfjsigr.training import TrainingDiverged
@@ -28,6 +29,8 @@ def user_errors():
         yield
     except (ValueError, OSError, EOFError, TrainingDiverged, ServingError) as error:
         raise click.ClickException(one_line(error)) from None
+    except MemoryError as error:
+        raise click.ClickException(f"out of memory ({one_line(error)})") from None
 
 
 def resolve_model_path(model):

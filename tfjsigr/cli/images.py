@@ -4,12 +4,17 @@ The one reader of every command that takes image files (`explain`, `predict`).
 """
 
 import contextlib
+import math
+import os
 import pathlib
 
 import numpy as np
 
 from tfjsigr.cli.errors import one_line
 
+# The most values a .npy file may hold (checked from its header, before reading it): 67 million,
+# 256 MB as float32, about 85,000 images of 28x28.
+MAX_NPY_VALUES = 2**26
 # The largest value of each Pillow mode read as it is; other modes are converted to RGB(A).
 _MODE_SCALES = {
     "1": 1.0,
@@ -45,7 +50,8 @@ def read_images(path, shape):
 
     Raises:
         ValueError: naming the file: unreadable or truncated, no pixel values (strings,
-            objects), NaN or infinite, out of range, empty, or a shape that does not fit.
+            objects), NaN or infinite, out of range, empty, a shape that does not fit, or
+            (.npy) more than `MAX_NPY_VALUES` values.
     """
     path, shape = pathlib.Path(path), tuple(shape)
     if path.suffix.lower() == ".npy":
@@ -68,15 +74,40 @@ def read_image(path, shape):
 def _load_array(path):
     try:
         with open(path, "rb") as file:
+            _check_header(file, path)
+            file.seek(0)
             array = np.lib.format.read_array(file, allow_pickle=False)  # .npy only, unlike np.load.
     except (OSError, ValueError, EOFError) as error:
+        if str(error).startswith(f"{path}: "):
+            raise
         raise ValueError(f"{path}: not a readable .npy array ({one_line(error)})") from None
-    if array.dtype.kind not in "biuf":
-        raise ValueError(f"{path}: holds {array.dtype} values, not pixel values")
     if array.dtype == np.uint8:
         return array.astype(np.float32) / 255.0
     _check_values(array, path)  # Before float32, where large float64 values would become inf.
     return array.astype(np.float32)
+
+
+def _check_header(file, path):
+    """Refuses, before anything is allocated, arrays that are not pixels, too large or cut short."""
+    version = np.lib.format.read_magic(file)
+    readers = {(1, 0): np.lib.format.read_array_header_1_0,
+               (2, 0): np.lib.format.read_array_header_2_0}
+    if version not in readers:
+        raise ValueError(f"unsupported .npy format version {version}")
+    shape, _, dtype = readers[version](file)
+    if dtype.hasobject:
+        return  # read_array refuses it without reading on (allow_pickle=False).
+    if dtype.kind not in "biuf":
+        raise ValueError(f"{path}: holds {dtype} values, not pixel values")
+    values = math.prod(shape)
+    if values > MAX_NPY_VALUES:
+        raise ValueError(
+            f"{path}: array of shape {shape} holds {values} values, more than the limit of "
+            f"{MAX_NPY_VALUES}; split it into smaller files"
+        )
+    missing = values * dtype.itemsize - (os.fstat(file.fileno()).st_size - file.tell())
+    if missing > 0:
+        raise ValueError(f"truncated: {missing} bytes of the array's data are missing")
 
 
 def _batch(pixels, shape, path):

@@ -102,3 +102,31 @@ def test_read_image_refuses_a_batch(tmp_path):
     np.save(tmp_path / "two.npy", np.zeros((2, *GRAY), np.float32))
     with pytest.raises(ValueError, match="two.npy: holds 2 images, expected one"):
         read_image(tmp_path / "two.npy", GRAY)
+
+
+def write_npy_header(path, shape, descr="<f4", data=b""):
+    """A .npy file whose header claims `shape`, followed by `data` only."""
+    with open(path, "wb") as file:
+        np.lib.format.write_array_header_1_0(
+            file, {"descr": descr, "fortran_order": False, "shape": shape}
+        )
+        file.write(data)
+    return path
+
+
+def test_a_npy_header_claiming_a_huge_array_is_refused_before_allocating(tmp_path, monkeypatch):
+    bomb = write_npy_header(tmp_path / "bomb.npy", (10**8, 28, 28, 1))
+    assert bomb.stat().st_size < 200
+    monkeypatch.setattr(np.lib.format, "read_array", lambda *a, **k: pytest.fail("allocated"))
+    with pytest.raises(ValueError, match="more than the limit of 67108864") as raised:
+        read_images(bomb, (28, 28, 1))
+    assert str(raised.value).startswith(f"{bomb}: array of shape (100000000, 28, 28, 1) holds ")
+
+
+def test_a_npy_cut_short_or_of_strings_is_refused_from_its_header(tmp_path):
+    short = write_npy_header(tmp_path / "short.npy", (2, 8, 8, 1), data=b"\0" * 100)
+    with pytest.raises(ValueError, match="short.npy: not a readable .npy array \\(truncated: 412 bytes"):
+        read_images(short, GRAY)
+    strings = write_npy_header(tmp_path / "strings.npy", (1000000,), descr="<U100")
+    with pytest.raises(ValueError, match="strings.npy: holds <U100 values"):
+        read_images(strings, GRAY)

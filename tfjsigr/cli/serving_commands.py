@@ -2,7 +2,6 @@
 
 import ipaddress
 import math
-import re
 import urllib.parse
 
 import click
@@ -15,10 +14,7 @@ from tfjsigr.cli.images import read_images
 DEFAULT_ZOO_DIR = "zoo"
 DEFAULT_OUT_DIR = "serving"
 MAX_BODY_MB = 4096
-_MODEL_URL = re.compile(
-    r"\A/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
-    r"(?::predict)?/?\Z"
-)
+MAX_TIMEOUT_S = 3600
 
 
 @cli.group()
@@ -79,6 +75,12 @@ def _check_max_body_mb(ctx, param, value):
     return value
 
 
+def _check_seconds(ctx, param, value):
+    if math.isnan(value):
+        raise click.BadParameter("nan is not a number of seconds")
+    return value
+
+
 @serving.command("check")
 @click.argument("config", type=click.Path(dir_okay=False), default=f"{DEFAULT_OUT_DIR}/models.config")
 def serving_check(config):
@@ -97,6 +99,8 @@ def serving_check(config):
               help="Address to bind; anything but loopback exposes the models to the network.")  # fmt: skip
 @click.option("--port", type=click.IntRange(0, 65535), default=8501, show_default=True,
               help="REST port; 0 picks a free one (the URL printed holds it).")  # fmt: skip
+@click.option("--grpc-port", type=click.IntRange(0, 65535), default=8500, show_default=True,
+              help="gRPC port (TF Serving's gRPC API); 0 picks a free one.")  # fmt: skip
 @click.option("--backend", type=click.Choice(["savedmodel", "onnx"]), default="savedmodel",
               show_default=True, help="Run the SavedModels with TensorFlow or onnxruntime.")  # fmt: skip
 @click.option("--poll-seconds", type=click.FloatRange(0), default=1.0, show_default=True,
@@ -104,11 +108,19 @@ def serving_check(config):
 @click.option("--max-body-mb", type=click.FloatRange(0, MAX_BODY_MB, min_open=True), default=16.0,
               callback=_check_max_body_mb, show_default=True,
               help="Larger request bodies get 413.")  # fmt: skip
+@click.option("--request-timeout", type=click.FloatRange(0, MAX_TIMEOUT_S, min_open=True),
+              default=30.0, show_default=True, callback=_check_seconds,
+              help="Seconds a REST client has to send a whole request (else 408).")  # fmt: skip
+@click.option("--keep-alive", type=click.FloatRange(0, MAX_TIMEOUT_S, min_open=True),
+              default=5.0, show_default=True, callback=_check_seconds,
+              help="Seconds an idle REST connection is kept open.")  # fmt: skip
 @click.option("--access-log", is_flag=True, help="Log one line per request.")
-def serve(zoo, host, port, backend, poll_seconds, max_body_mb, access_log):
-    """Serve the models of ZOO with TF Serving's REST API (no Docker needed).
+def serve(zoo, host, port, grpc_port, backend, poll_seconds, max_body_mb, request_timeout,
+          keep_alive, access_log):
+    """Serve the models of ZOO with TF Serving's REST and gRPC APIs (no Docker needed).
 
-    Serves the two highest versions of each model, labelled stable (the older one, or the
+    Serves the two highest versions of each model that verify against their card (checksums,
+    listed versions, no symlinks out of the zoo), labelled stable (the older one, or the
     only one) and canary (the newest, once there are two), and picks up new version
     directories while running. Ctrl-C or SIGTERM finish the requests in flight, then stop.
 
@@ -127,13 +139,14 @@ def serve(zoo, host, port, backend, poll_seconds, max_body_mb, access_log):
     if not _is_loopback(host):
         click.echo(f"warning: serving on {host}, reachable from other machines", err=True)
 
-    def announce(url, served):
-        click.echo(f"serving {', '.join(served)} from {zoo} on {url} ({backend})")
+    def announce(url, served, grpc_url):
+        click.echo(f"serving {', '.join(served)} from {zoo} on {url} and {grpc_url} ({backend})")
 
     with user_errors():
         server_lib.serve(zoo, host=host, port=port, backend=backend, poll_interval_s=poll_seconds,
                          max_body_bytes=int(max_body_mb * 1024 * 1024), access_log=access_log,
-                         on_ready=announce, sock=sock)
+                         on_ready=announce, sock=sock, grpc_port=grpc_port,
+                         request_timeout_s=request_timeout, keep_alive_s=keep_alive)
 
 
 def _is_loopback(host):
@@ -146,6 +159,8 @@ def _is_loopback(host):
 
 
 def _parse_model_url(url):
+    from tfjsigr.serving.protocol import parse_model_url_path
+
     expected = ("expected http://HOST:PORT/v1/models/NAME[/versions/V|/labels/L] "
                 "(or grpc://HOST:PORT/v1/models/NAME...)")
     try:
@@ -153,11 +168,10 @@ def _parse_model_url(url):
         parsed.port  # noqa: B018 (raises ValueError for a port out of range)
     except ValueError as error:
         raise click.ClickException(f"--url {url!r}: {error}; {expected}") from None
-    match = _MODEL_URL.match(parsed.path)
-    if parsed.scheme not in ("http", "https", "grpc") or not parsed.netloc or match is None:
+    model = parse_model_url_path(parsed.path)
+    if parsed.scheme not in ("http", "https", "grpc") or not parsed.netloc or model is None:
         raise click.ClickException(f"{url!r}: {expected}")
-    version = int(match["version"]) if match["version"] else None
-    return f"{parsed.scheme}://{parsed.netloc}", match["name"], version, match["label"]
+    return f"{parsed.scheme}://{parsed.netloc}", *model
 
 
 def _image_input(metadata, url):

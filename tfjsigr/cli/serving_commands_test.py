@@ -91,7 +91,7 @@ def test_serve_fails_when_no_model_version_loads(tmp_path):
     version = tmp_path / "broken" / "saved_model" / "1"
     version.mkdir(parents=True)
     (version / "saved_model.pb").write_bytes(b"not a SavedModel")
-    result = run("serve", tmp_path, "--port", 0)
+    result = run("serve", tmp_path, "--port", 0, "--grpc-port", 0)
     assert_one_line_error(result, "no model version could be loaded (1 failed; broken version 1: ")
     assert "serving" not in result.output
 
@@ -249,3 +249,37 @@ def test_predict_sends_a_large_batch_as_several_requests(zoo, tmp_path, monkeypa
     expected = zoo[1][("tiny", 1)](images).numpy().argmax(-1)
     lines = [line.split("\t") for line in result.output.strip().splitlines()]
     assert [line[2] for line in lines] == [CLASS_NAMES[i] for i in expected]
+
+
+def test_serve_checks_the_grpc_address_before_loading_models(tmp_path):
+    zoo = fake_zoo(tmp_path / "zoo", {"broken": [1]})
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("serve", zoo, "--port", 0, "--grpc-port", port)
+    assert_one_line_error(result, f"cannot listen on 127.0.0.1:{port} (gRPC)", only_line=True)
+
+
+@pytest.mark.parametrize("option", ["--request-timeout", "--keep-alive"])
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "3601"])
+def test_serve_refuses_timeouts_out_of_range(tmp_path, option, value):
+    zoo = fake_zoo(tmp_path / "zoo", {"broken": [1]})
+    assert_one_line_error(run("serve", zoo, "--port", 0, option, value), f"'{option}'")
+
+
+def test_predict_refuses_a_npy_bomb_and_out_of_memory_in_one_line(tmp_path, monkeypatch):
+    from tfjsigr.cli import serving_commands
+    from tfjsigr.cli.images_test import write_npy_header
+
+    bomb = write_npy_header(tmp_path / "bomb.npy", (10**8, 28, 28, 1))
+    with testing.answering_server(lambda path: testing.metadata_answer()) as url:
+        result = run("predict", "--url", f"{url}/v1/models/tiny", bomb)
+        assert_one_line_error(result, "more than the limit of", only_line=True)
+
+        def exhausted(path, shape):
+            raise MemoryError("Unable to allocate 291. GiB")
+
+        monkeypatch.setattr(serving_commands, "read_images", exhausted)
+        result = run("predict", "--url", f"{url}/v1/models/tiny", bomb)
+    assert_one_line_error(result, "out of memory (Unable to allocate 291. GiB)", only_line=True)

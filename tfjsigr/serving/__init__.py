@@ -1,4 +1,4 @@
-"""Serving the zoo: TF Serving configuration, REST/gRPC client, and a local REST server."""
+"""Serving the zoo: TF Serving configuration, REST/gRPC client, and a local REST/gRPC server."""
 
 from tfjsigr.serving.client import Client, ServingError
 from tfjsigr.serving.config import (

@@ -1,4 +1,4 @@
-"""Runtimes for one model version: the SavedModel's `serving_default` or its ONNX conversion."""
+"""Runtimes for one model version: the SavedModel's `serving_default`, or ONNX with onnxruntime."""
 
 import dataclasses
 
@@ -66,41 +66,43 @@ class SavedModelBackend:
         return {name: value.numpy() for name, value in result.items()}
 
 
-class OnnxBackend(SavedModelBackend):
-    """Runs the version's `serving_default` with onnxruntime, converted once by tf2onnx.
-
-    The conversion is made from the same SavedModel the TensorFlow backend serves, so every
-    version directory TF Serving can load is servable here too.
+class OnnxBackend:
+    """Runs a version with onnxruntime: the zoo entry's own `model.onnx` when given, else the
+    version's `serving_default` converted once by tf2onnx (an entry keeps one model.onnx, of
+    its newest version).
 
     Args:
         version_dir: the version directory (`.../saved_model/<version>`).
+        onnx_path: the ONNX model exported with this version, or None to convert.
 
     Attributes:
-        onnx_model: the converted model, serialized.
+        onnx_model: the ONNX model, serialized.
         session: the onnxruntime `InferenceSession` that runs it.
     """
 
-    def __init__(self, version_dir):
-        super().__init__(version_dir)
+    def __init__(self, version_dir, onnx_path=None):
         import onnxruntime
-        import tf2onnx
 
-        tf = self._tf
-        spec = self.signature.input
-        function = self._function
-        input_spec = [tf.TensorSpec(spec.shape, spec.dtype, name=spec.name)]
-        wrapper = tf.function(lambda x: function(**{spec.name: x}), input_signature=input_spec)
-        proto, _ = tf2onnx.convert.from_function(wrapper, input_signature=input_spec)
+        if onnx_path is None:
+            self.onnx_model = _converted(SavedModelBackend(version_dir))
+        else:
+            with open(onnx_path, "rb") as file:
+                self.onnx_model = file.read()
         options = onnxruntime.SessionOptions()
         # Idle onnxruntime threads spin by default, taking the CPU the event loop needs to
         # decode the next requests while a batch runs.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.onnx_model = proto.SerializeToString()
         self.session = onnxruntime.InferenceSession(
             self.onnx_model, options, providers=["CPUExecutionProvider"]
         )
-        self._output_names = [o.name for o in self.session.get_outputs()]
-        self._function = self._loaded = None
+        outputs = self.session.get_outputs()
+        self._output_names = [o.name for o in outputs]
+        self.signature = Signature(
+            inputs=tuple(_onnx_spec(i) for i in self.session.get_inputs()),
+            outputs=tuple(sorted((_onnx_spec(o) for o in outputs), key=lambda s: s.name)),
+        )
+        if len(self.signature.inputs) != 1:
+            raise ValueError(f"{onnx_path or version_dir}: the ONNX model must take one input")
 
     def run(self, batch):
         """Outputs of the ONNX graph on `batch`, as a dict of numpy arrays."""
@@ -108,12 +110,35 @@ class OnnxBackend(SavedModelBackend):
         return dict(zip(self._output_names, values))
 
 
-def load_backend(version_dir, backend="savedmodel"):
+_ONNX_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(int32)": "int32",
+               "tensor(int64)": "int64", "tensor(uint8)": "uint8"}
+
+
+def _onnx_spec(value):
+    shape = tuple(d if isinstance(d, int) else None for d in value.shape)
+    return TensorSpec(value.name, np.dtype(_ONNX_TYPES.get(value.type, "float32")), shape)
+
+
+def _converted(saved_model):
+    """The serialized ONNX conversion (tf2onnx) of a loaded SavedModel's serving_default."""
+    import tf2onnx
+
+    tf = saved_model._tf
+    spec = saved_model.signature.input
+    function = saved_model._function
+    input_spec = [tf.TensorSpec(spec.shape, spec.dtype, name=spec.name)]
+    wrapper = tf.function(lambda x: function(**{spec.name: x}), input_signature=input_spec)
+    proto, _ = tf2onnx.convert.from_function(wrapper, input_signature=input_spec)
+    return proto.SerializeToString()
+
+
+def load_backend(version_dir, backend="savedmodel", onnx_path=None):
     """Loads one version directory with the named backend.
 
     Args:
         version_dir: the version directory.
         backend: "savedmodel" or "onnx".
+        onnx_path: for "onnx", the ONNX model of this version (None: converted).
 
     Returns:
         An object with `signature` and `run(batch) -> dict`.
@@ -121,5 +146,5 @@ def load_backend(version_dir, backend="savedmodel"):
     if backend == "savedmodel":
         return SavedModelBackend(version_dir)
     if backend == "onnx":
-        return OnnxBackend(version_dir)
+        return OnnxBackend(version_dir, onnx_path)
     raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")

@@ -7,6 +7,9 @@ import numpy as np
 import orjson
 import requests
 
+from tfjsigr.serving import protocol
+from tfjsigr.serving.protocol import model_path as _model_path
+
 GRPC_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 # Larger batches go as several requests: one request of thousands of images would exceed
 # the servers' body limits (16 MB for `tfjsigr serve`).
@@ -29,17 +32,6 @@ class ServingError(RuntimeError):
         super().__init__(f"{status}: {message}")
         self.status = status
         self.message = message
-
-
-def _model_path(model, version, label):
-    if version is not None and label is not None:
-        raise ValueError("give a version or a label, not both")
-    path = f"/v1/models/{urllib.parse.quote(model, safe='')}"
-    if version is not None:
-        path += f"/versions/{int(version)}"
-    elif label is not None:
-        path += f"/labels/{urllib.parse.quote(label, safe='')}"
-    return path
 
 
 def _preview(value, limit=80):
@@ -172,42 +164,34 @@ class _Grpc:
             spec.version_label = label
 
     def status(self, model, version, label):
-        from google.protobuf import json_format
         from tensorflow_serving.apis import get_model_status_pb2
 
         request = get_model_status_pb2.GetModelStatusRequest()
         self._spec(request.model_spec, model, version, label)
-        answer = self._call(self._models.GetModelStatus, request)
-        return json_format.MessageToDict(
-            answer, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-        )
+        return protocol.status_json(self._call(self._models.GetModelStatus, request))
 
     def metadata(self, model, version, label):
-        from google.protobuf import json_format
         from tensorflow_serving.apis import get_model_metadata_pb2
 
         request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
         self._spec(request.model_spec, model, version, label)
         answer = self._call(self._predictions.GetModelMetadata, request)
-        signatures = get_model_metadata_pb2.SignatureDefMap()
-        answer.metadata["signature_def"].Unpack(signatures)
-        return _check_metadata({
-            "model_spec": json_format.MessageToDict(answer.model_spec),
-            "metadata": {"signature_def": json_format.MessageToDict(
-                signatures, preserving_proto_field_name=True)},
-        }, self._target)
+        return _check_metadata(protocol.metadata_json(answer), self._target)
 
     def predict(self, model, images, version, label, request_format, input_name):
-        import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2
 
         request = predict_pb2.PredictRequest()
         self._spec(request.model_spec, model, version, label)
-        request.model_spec.signature_name = "serving_default"
+        request.model_spec.signature_name = protocol.DEFAULT_SIGNATURE
         images = np.ascontiguousarray(images, dtype=np.float32)
-        request.inputs[input_name or "image"].CopyFrom(tf.make_tensor_proto(images))
+        request.inputs[input_name or "image"].CopyFrom(protocol.array_to_tensor(images))
         answer = self._call(self._predictions.Predict, request)
-        return {name: tf.make_ndarray(tensor) for name, tensor in answer.outputs.items()}
+        try:
+            return {name: protocol.tensor_to_array(tensor, name)
+                    for name, tensor in answer.outputs.items()}
+        except protocol.ProtocolError as error:
+            raise _invalid(self._target, "numeric output tensors", error) from None
 
     def close(self):
         self._channel.close()
@@ -237,7 +221,7 @@ class Client:
 
     Args:
         url: "http://HOST:PORT" for REST (TF Serving's 8501), "grpc://HOST:PORT" for gRPC
-            (TF Serving's 8500; the local server speaks REST only).
+            (TF Serving's 8500); `tfjsigr serve` speaks both.
         timeout: seconds per call.
 
     Example:

@@ -1,12 +1,15 @@
 """The zoo's loaded model versions, refreshed from disk as new versions appear."""
 
 import dataclasses
+import functools
 import logging
 import pathlib
 import threading
 
-from tfjsigr.serving import backends, batching
+from tfjsigr.serving import backends, batching, protocol
 from tfjsigr.serving import versions as versions_lib
+from tfjsigr.zoo import card as card_lib
+from tfjsigr.zoo import verify as verify_lib
 
 logger = logging.getLogger("tfjsigr.serving")
 
@@ -17,8 +20,11 @@ def _tree_mtime(path):
     return max(p.stat().st_mtime_ns for p in [path, *path.rglob("*")])
 
 
-class NotFound(LookupError):
-    """A model, version or label the server does not serve (HTTP 404)."""
+class NotFound(protocol.ProtocolError):
+    """A model or version the server does not serve (HTTP 404, gRPC NOT_FOUND)."""
+
+    def __init__(self, message):
+        super().__init__("NOT_FOUND", message)
 
 
 def _unknown_label(name, label, labels):
@@ -26,7 +32,7 @@ def _unknown_label(name, label, labels):
     hint = f"labels of {name}: {', '.join(sorted(labels)) or 'none'}"
     if label == versions_lib.CANARY:
         hint += f"; '{label}' exists once two versions are served"
-    return f"Unrecognized servable version label: {label} ({hint})"
+    return protocol.invalid(f"Unrecognized servable version label: {label} ({hint})")
 
 
 @dataclasses.dataclass
@@ -42,6 +48,11 @@ class Servable:
     @property
     def signature(self):
         return self.backend.signature
+
+    @functools.cached_property
+    def metadata(self):
+        """TF Serving's GetModelMetadataResponse of this version."""
+        return protocol.metadata_proto(self.name, self.version, self.signature)
 
 
 class ModelRepository:
@@ -82,14 +93,15 @@ class ModelRepository:
         """
         with self._lock:
             models, loaded = {}, []
-            for name, base_path in versions_lib.list_models(self.zoo_dir).items():
+            for name, on_disk in versions_lib.list_model_versions(self.zoo_dir).items():
                 current = self._state[0].get(name, {})
-                models[name] = {}
-                # The highest versions that load: a broken newest one keeps the older served.
-                for version in reversed(versions_lib.list_versions(base_path)):
+                models[name], card = {}, _Card(self.zoo_dir / name)
+                # The highest versions that verify and load: a broken newest one keeps the
+                # older ones served.
+                for version in reversed(on_disk):
                     if len(models[name]) == self._num_versions:
                         break
-                    servable = current.get(version) or self._load(name, version)
+                    servable = current.get(version) or self._load(name, version, card)
                     if servable is not None:
                         models[name][version] = servable
                         loaded += [] if version in current else [(name, version)]
@@ -104,21 +116,27 @@ class ModelRepository:
             servable.batcher.close()
         return loaded
 
-    def _load(self, name, version):
+    def _load(self, name, version, card):
         path = self.zoo_dir / name / versions_lib.SAVED_MODEL_DIR / str(version)
         try:
-            mtime = _tree_mtime(path)
+            stamp = (_tree_mtime(path), card.stamp)
         except OSError:  # Renamed or removed while we looked: next poll.
             return None
         failed = self._failed.get((name, version))
-        if failed and failed[0] == mtime:
+        if failed and failed[0] == stamp:
             return None
         try:
-            backend = backends.load_backend(path, self.backend)
+            refusal, onnx_path = versions_lib.refusal(self.zoo_dir, name, version, card.read()), None
+            if refusal is None and self.backend == "onnx":
+                onnx_path, refusal = card.onnx_file(version)
+            if refusal is not None:
+                raise _Refused(refusal)
+            backend = backends.load_backend(path, self.backend, onnx_path)
         except Exception as error:  # noqa: BLE001 - a bad version must not stop the others
             message = " ".join(str(error).split()) or type(error).__name__
-            logger.warning("cannot load %s version %d: %s", name, version, message)
-            self._failed[(name, version)] = (mtime, message)
+            verb = "refusing" if isinstance(error, _Refused) else "cannot load"
+            logger.warning("%s %s version %d: %s", verb, name, version, message)
+            self._failed[(name, version)] = (stamp, message)
             return None
         self._failed.pop((name, version), None)
         logger.info("loaded %s version %d (%s)", name, version, self.backend)
@@ -136,9 +154,33 @@ class ModelRepository:
                 servable.batcher.close()
 
     def failures(self):
-        """The versions that failed to load (until their files change): a dict from
-        (name, version) to the one-line error."""
+        """The versions refused or that failed to load (until their files change): a dict from
+        (name, version) to the one-line reason."""
         return {key: message for key, (_, message) in sorted(self._failed.items())}
+
+    def refused(self):
+        """`failures()` of the versions still on disk, by model: name -> {version: reason}."""
+        refused = {}
+        for (name, version), message in self.failures().items():
+            if (self.zoo_dir / name / versions_lib.SAVED_MODEL_DIR / str(version)).is_dir():
+                refused.setdefault(name, {})[version] = message
+        return refused
+
+    def status(self, spec):
+        """TF Serving's GetModelStatusResponse for a `protocol.ModelSpec`: the served
+        versions (AVAILABLE) and the refused ones (END, with the reason).
+
+        Raises:
+            ProtocolError: unknown model or version (NOT_FOUND), unknown label.
+        """
+        refused = self.refused().get(spec.name, {})
+        if spec.version in refused:
+            return protocol.status_proto([], [(spec.version, refused[spec.version])])
+        if spec.version is None and spec.label is None:  # Newest first, as before.
+            available = self._state[0].get(spec.name) or ([] if refused else self.versions(spec.name))
+            return protocol.status_proto(sorted(available, reverse=True),
+                                         sorted(refused.items(), reverse=True))
+        return protocol.status_proto([self.resolve(spec.name, spec.version, spec.label).version])
 
     def served(self):
         """The served versions of every model: a dict from name to ascending versions."""
@@ -180,10 +222,47 @@ class ModelRepository:
         if label is not None:
             labels = all_labels.get(name, {})
             if label not in labels:
-                raise NotFound(_unknown_label(name, label, labels))
+                raise _unknown_label(name, label, labels)
             version = labels[label]
         if version is None:
             version = max(versions)
         if version not in versions:
             raise NotFound(f"Servable not found for request: Specific({name}, {version})")
         return versions[version]
+
+
+class _Refused(Exception):
+    """A version that does not verify against its entry's card."""
+
+
+class _Card:
+    """An entry's card, read at most once per refresh, and what it says of model.onnx."""
+
+    def __init__(self, entry_dir):
+        self.entry_dir = entry_dir
+        path = entry_dir / card_lib.CARD_FILE
+        try:
+            info = path.stat()
+            self.stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
+        except OSError:
+            self.stamp = None
+
+    @functools.cache  # noqa: B019 - one instance per entry and refresh
+    def read(self):
+        try:
+            return card_lib.read_card(self.entry_dir)
+        except (OSError, ValueError) as error:
+            return error
+
+    def onnx_file(self, version):
+        """(the entry's model.onnx when it was exported with `version` and verifies, else None;
+        the reason to refuse the version, or None)."""
+        card = self.read()
+        if isinstance(card, Exception) or card.get("version") != version:
+            return None, None
+        artifacts = card.get("artifacts") if isinstance(card.get("artifacts"), dict) else {}
+        if verify_lib.ONNX_FILE not in artifacts:
+            return None, None
+        path = self.entry_dir / verify_lib.ONNX_FILE
+        problems = verify_lib._digest_problems(path, artifacts[verify_lib.ONNX_FILE])
+        return (None, problems[0]) if problems else (path, None)

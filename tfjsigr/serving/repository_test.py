@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tfjsigr.serving import repository, testing
+from tfjsigr.serving import protocol, repository, testing
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +57,93 @@ def test_unknown_names_and_labels(repo):
     models.refresh()
     with pytest.raises(repository.NotFound, match="Latest\\(nope\\)"):
         models.resolve("nope")
-    with pytest.raises(repository.NotFound, match="label: beta \\(labels of tiny: canary, stable\\)"):
+    # TF Serving answers an unknown label with INVALID_ARGUMENT (HTTP 400), not NOT_FOUND.
+    with pytest.raises(protocol.ProtocolError, match="label: beta \\(labels of tiny: canary, stable\\)") as error:
         models.resolve("tiny", label="beta")
+    assert error.value.code == "INVALID_ARGUMENT" and error.value.http_status == 400
 
 
 def test_an_unknown_canary_label_says_when_it_exists():
-    message = repository._unknown_label("tiny", "canary", {"stable": 1})
+    message = str(repository._unknown_label("tiny", "canary", {"stable": 1}))
     assert message.startswith("Unrecognized servable version label: canary (labels of tiny: stable;")
     assert "'canary' exists once two versions are served" in message
+
+
+def _copy_version(zoo, source, version):
+    base = zoo / "tiny" / "saved_model"
+    shutil.copytree(base / str(source), base / str(version))
+    return base / str(version)
+
+
+def test_versions_that_do_not_verify_against_the_card_are_refused(repo, tmp_path, caplog):
+    zoo, models = repo
+    unlisted = _copy_version(zoo, 2, 3)  # Not in the card's saved_model_versions.
+    outside = tmp_path / "outside"
+    shutil.copytree(zoo / "tiny" / "saved_model" / "2", outside)
+    (zoo / "tiny" / "saved_model" / "4").symlink_to(outside)
+    card = testing.write_card(zoo / "tiny")  # Lists 1-4, with the checksums of 3 and 4.
+    (unlisted / "saved_model.pb").write_bytes(b"tampered")  # 3 no longer matches its sha256.
+    with caplog.at_level("WARNING", logger="tfjsigr.serving"):
+        assert models.refresh() == [("tiny", 2), ("tiny", 1)]
+    refused = models.refused()["tiny"]
+    assert sorted(refused) == [3, 4]
+    assert refused[3] == f"{unlisted / 'saved_model.pb'}: sha256 mismatch (file changed since export)"
+    assert refused[4].endswith("4 is a symlink that leads out of the zoo")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2 and all(w.startswith("refusing tiny version ") for w in warnings)
+    status = protocol.status_json(models.status(protocol.ModelSpec("tiny")))["model_version_status"]
+    assert [(s["version"], s["state"]) for s in status] == [
+        ("2", "AVAILABLE"), ("1", "AVAILABLE"), ("4", "END"), ("3", "END")]
+    assert status[3]["status"] == {"error_code": "FAILED_PRECONDITION", "error_message": refused[3]}
+    # A card that does not list a version refuses it, even when its files are intact.
+    (unlisted / "saved_model.pb").write_bytes((zoo / "tiny" / "saved_model" / "2" / "saved_model.pb").read_bytes())
+    card["saved_model_versions"] = [1, 2]
+    card["artifacts"] = {k: v for k, v in card["artifacts"].items() if "/3/" not in k and "/4/" not in k}
+    from tfjsigr.zoo import card as card_lib
+    card_lib.write_json_atomic(zoo / "tiny" / "card.json", card)
+    (zoo / "tiny" / "saved_model" / "4").unlink()
+    assert models.refresh() == []
+    assert models.refused() == {"tiny": {3: "not listed in the card's saved_model_versions [1, 2]"}}
+    # Once the card lists it with its checksums, it is served.
+    testing.write_card(zoo / "tiny")
+    assert models.refresh() == [("tiny", 3)]
+    assert models.served() == {"tiny": [2, 3]} and models.refused() == {}
+
+
+def test_an_entry_without_a_card_or_linked_from_outside_is_refused(tmp_path, built_zoo):
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    (zoo / "linked").symlink_to(built_zoo / "tiny")
+    shutil.copytree(built_zoo / "tiny", zoo / "nocard")
+    (zoo / "nocard" / "card.json").unlink()
+    models = repository.ModelRepository(zoo)
+    try:
+        assert models.refresh() == []
+        refused = models.refused()
+        assert set(refused) == {"linked", "nocard"}
+        assert refused["linked"][2].endswith("linked is a symlink that leads out of the zoo")
+        assert "card.json: no model card" in refused["nocard"][2]
+    finally:
+        models.close()
+
+
+def test_the_onnx_backend_serves_the_entrys_own_model_onnx(repo):
+    zoo, _ = repo
+    models = repository.ModelRepository(zoo, backend="onnx")
+    try:
+        models.refresh()
+        newest, older = models.resolve("tiny", version=2), models.resolve("tiny", version=1)
+        assert newest.backend.onnx_model == (zoo / "tiny" / "model.onnx").read_bytes()
+        assert older.backend.onnx_model != newest.backend.onnx_model  # Converted from its SavedModel.
+        assert [s.name for s in newest.signature.outputs] == ["logits", "probabilities"]
+        assert newest.signature.input.shape == (None, 28, 28, 1)
+    finally:
+        models.close()
+    (zoo / "tiny" / "model.onnx").write_bytes(b"changed")
+    models = repository.ModelRepository(zoo, backend="onnx")
+    try:
+        models.refresh()
+        assert models.served() == {"tiny": [1]}
+        assert "model.onnx: sha256 mismatch" in models.refused()["tiny"][2]
+    finally:
+        models.close()

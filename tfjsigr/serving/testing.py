@@ -24,7 +24,7 @@ def tiny_model(seed=0):
     return small_cnn(INPUT_SHAPE, NUM_CLASSES, filters=(4, 8), dense=16)
 
 
-def save_version(model, base_path, version):
+def save_version(model, base_path, version, update_card=True):
     """Saves `model` as `base_path/<version>` the way the zoo does: into a temporary
     directory, then renamed into place, with TF Serving's `serving_default` signature.
 
@@ -32,6 +32,8 @@ def save_version(model, base_path, version):
         model: a Keras model from images to logits.
         base_path: the model's `saved_model` directory.
         version: the int version.
+        update_card: then rewrite the entry's card (`write_card`), so that the server
+            verifies the new version.
 
     Returns:
         The version directory.
@@ -53,11 +55,36 @@ def save_version(model, base_path, version):
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{version}.", dir=base_path))
     tf.saved_model.save(module, str(staging), signatures={"serving_default": serving_default})
     os.replace(staging, base_path / str(version))
+    if update_card:
+        write_card(base_path.parent)
     return base_path / str(version)
 
 
+def write_card(entry_dir):
+    """Writes the card of an entry as the zoo's export does, for what `serve` verifies: the
+    versions on disk (`saved_model_versions`, the newest as `version`) and the sha256 of
+    every file (`artifacts`).
+
+    Args:
+        entry_dir: the entry directory (`ZOO/<name>`).
+
+    Returns:
+        The card written.
+    """
+    from tfjsigr.zoo import card as card_lib
+    from tfjsigr.zoo import verify
+
+    entry_dir = pathlib.Path(entry_dir)
+    versions = verify.saved_model_versions(entry_dir)
+    card = {"name": entry_dir.name, "version": versions[-1], "saved_model_versions": versions,
+            "artifacts": verify.checksums(entry_dir)}
+    card_lib.write_json_atomic(entry_dir / card_lib.CARD_FILE, card)
+    return card
+
+
 def write_tiny_zoo(zoo_dir, names=("tiny",), versions=(1,)):
-    """Writes a zoo of tiny models: `zoo_dir/<name>/saved_model/<version>/` and `model.onnx`.
+    """Writes a zoo of tiny models: `zoo_dir/<name>/saved_model/<version>/`, `model.onnx` (of
+    the last version) and `card.json` (`write_card`).
 
     Args:
         zoo_dir: the directory to create.
@@ -67,19 +94,19 @@ def write_tiny_zoo(zoo_dir, names=("tiny",), versions=(1,)):
     Returns:
         A dict from (name, version) to the Keras model saved there.
     """
-    import tensorflow as tf
-    import tf2onnx
+    from tfjsigr.zoo import export
 
     models = {}
     for index, name in enumerate(names):
         for version in versions:
             model = tiny_model(seed=100 * index + version)
-            save_version(model, pathlib.Path(zoo_dir) / name / "saved_model", version)
+            save_version(model, pathlib.Path(zoo_dir) / name / "saved_model", version,
+                         update_card=False)
             models[(name, version)] = model
-        spec = (tf.TensorSpec((None,) + INPUT_SHAPE, tf.float32, name="image"),)
-        tf2onnx.convert.from_keras(
-            model, input_signature=spec, output_path=str(pathlib.Path(zoo_dir) / name / "model.onnx")
-        )
+        # The entry's model.onnx is that of its newest version, as the zoo's export writes it.
+        export.write_onnx(export.serving_function(model, INPUT_SHAPE),
+                          pathlib.Path(zoo_dir) / name / "model.onnx")
+        write_card(pathlib.Path(zoo_dir) / name)
     return models
 
 
@@ -91,12 +118,13 @@ def free_port():
 
 
 @contextlib.contextmanager
-def running_server(app, timeout_s=60.0):
+def running_server(app, timeout_s=60.0, **config_options):
     """Serves an ASGI app with uvicorn on a free loopback port in a thread.
 
     Args:
         app: the ASGI app (e.g. from `create_app`).
         timeout_s: how long start-up may take.
+        **config_options: passed to `uvicorn.Config` (e.g. http, timeout_keep_alive).
 
     Yields:
         The base URL, e.g. "http://127.0.0.1:PORT". The server is shut down on exit.
@@ -107,7 +135,8 @@ def running_server(app, timeout_s=60.0):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5,
+                                           **config_options))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout_s

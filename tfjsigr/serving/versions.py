@@ -2,7 +2,9 @@
 
 import pathlib
 
+from tfjsigr.zoo import card as card_lib
 from tfjsigr.zoo import index as index_lib
+from tfjsigr.zoo import verify as verify_lib
 from tfjsigr.zoo.card import CARD_FILE
 from tfjsigr.zoo.verify import SAVED_MODEL_DIR
 
@@ -69,6 +71,19 @@ def list_models(zoo_dir):
         ValueError: `zoo_dir` is one entry of a zoo, not a zoo.
     """
     zoo_dir = pathlib.Path(zoo_dir)
+    return {name: zoo_dir / name / SAVED_MODEL_DIR for name in list_model_versions(zoo_dir)}
+
+
+def list_model_versions(zoo_dir):
+    """The zoo's servable models and their complete versions, in one listing of the zoo.
+
+    Returns:
+        A dict from model name to its ascending versions (never empty), sorted by name.
+
+    Raises:
+        As `list_models`.
+    """
+    zoo_dir = pathlib.Path(zoo_dir)
     if not zoo_dir.is_dir():
         raise FileNotFoundError(f"{zoo_dir}: no such zoo directory")
     if is_zoo_entry(zoo_dir):
@@ -78,10 +93,59 @@ def list_models(zoo_dir):
         )
     models = {}
     for entry in sorted(zoo_dir.iterdir()):
-        base_path = entry / SAVED_MODEL_DIR
-        if not entry.name.startswith(".") and list_versions(base_path):
-            models[entry.name] = base_path
+        versions = [] if entry.name.startswith(".") else list_versions(entry / SAVED_MODEL_DIR)
+        if versions:
+            models[entry.name] = versions
     return models
+
+
+def refusal(zoo_dir, name, version, card=None):
+    """Why a version must not be served, or None when it verifies against its entry's card.
+
+    A version is refused when its entry, its directory or any of its files is a symlink that
+    leads out of the zoo, when the card is missing or does not list the version in
+    `saved_model_versions`, or when its files differ from the card's `artifacts` checksums
+    (a file changed, missing or not listed), as `tfjsigr zoo verify` checks them.
+
+    Args:
+        zoo_dir: the zoo directory.
+        name: the entry name.
+        version: the int version.
+        card: the entry's card when already read, or the error reading it raised (None:
+            read here).
+
+    Returns:
+        A one-line reason, or None.
+    """
+    zoo = pathlib.Path(zoo_dir).resolve()
+    entry = pathlib.Path(zoo_dir) / name
+    version_dir = entry / SAVED_MODEL_DIR / str(version)
+    try:
+        files = [p for p in version_dir.rglob("*") if not p.is_dir()]
+        for path in [entry, version_dir, *files]:
+            if not path.resolve().is_relative_to(zoo):
+                return f"{path} is a symlink that leads out of the zoo"
+        card = card_lib.read_card(entry) if card is None else card
+        if isinstance(card, Exception):  # The error of reading it.
+            raise card
+    except (OSError, ValueError) as error:
+        return " ".join(str(error).split())
+    listed = card.get("saved_model_versions")
+    if not isinstance(listed, list) or version not in listed:
+        return f"not listed in the card's saved_model_versions {listed!r}"
+    artifacts = card.get("artifacts")
+    prefix = f"{SAVED_MODEL_DIR}/{version}/"
+    expected = {k: v for k, v in artifacts.items() if k.startswith(prefix)} \
+        if isinstance(artifacts, dict) else {}
+    on_disk = {prefix + p.relative_to(version_dir).as_posix() for p in files}
+    for relative in sorted(on_disk ^ set(expected)):
+        return f"{entry / relative}: " + ("missing" if relative in expected
+                                          else "not listed in the card's checksums")
+    for relative, digest in sorted(expected.items()):
+        # zoo verify's own check and words (unreadable, or sha256 mismatch).
+        for problem in verify_lib._digest_problems(entry / relative, digest):
+            return problem
+    return None
 
 
 def zoo_warnings(zoo_dir):
