@@ -12,7 +12,6 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
-	$(BIN)/python -m pip install -q -c constraints.txt --no-deps tensorflow-serving-api
 	touch $@
 
 demo: venv
