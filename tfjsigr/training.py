@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import platform
 import shutil
 import tempfile
 import time
@@ -19,6 +20,7 @@ from tfjsigr.atomic_backup_and_restore import (
     AtomicBackupAndRestore,
     checkpointed_epoch,
 )
+from tfjsigr.attacks.auto_attack import auto_attack, predictions
 from tfjsigr.recipes import build_optimizer
 from tfjsigr.regularized_model import RegularizedModel
 from tfjsigr.zoo.card import CARD_FILE, json_default, write_json_atomic
@@ -247,6 +249,7 @@ def train(
         "epochs": recipe.epochs,
         "train_examples": len(y_train),
         "replicas": int(distribution.num_replicas_in_sync),
+        "hardware": describe_hardware(),
         "data": described,
         "final_loss": _last(history.history.get("loss")),
         "final_train_accuracy": _last(history.history.get("accuracy")),
@@ -364,14 +367,34 @@ def _check_finite(model, history, name):
         )
 
 
+def describe_hardware():
+    """The machine a run trained on, in words: GPUs (if any), else CPU cores and model."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = [tf.config.experimental.get_device_details(g).get("device_name", "GPU") for g in gpus]
+        return f"{len(gpus)} GPU(s): " + ", ".join(names)
+    processor = platform.processor() or platform.machine()
+    return f"CPU: {os.cpu_count()} cores ({processor})"
+
+
 def evaluate_model(backbone, x, y, seed=0):
-    """Clean accuracy, PGD-20 (L-inf, eps 0.1) accuracy and mean exact ||J||_F on (x, y)."""
+    """Clean accuracy, PGD-20 and fast AutoAttack (L-inf, eps 0.1) accuracy, mean exact ||J||_F.
+
+    Fast AutoAttack (APGD-CE then APGD-T) is the robust figure of a run; PGD-20 is the fast one
+    beside it. `tfjsigr evaluate` runs the standard AutoAttack.
+    """
+    eps = PGD_EVALUATION["eps"]
     print(
-        f"evaluating on {len(y)} test images (seed {seed}): clean, PGD-{PGD_EVALUATION['steps']} "
-        f"eps {PGD_EVALUATION['eps']}, exact ||J||_F"
+        f"evaluating on {len(y)} test images (seed {seed}): clean, AutoAttack (fast) and "
+        f"PGD-{PGD_EVALUATION['steps']} at L-inf eps {eps}, exact ||J||_F"
     )
+    logits = robustness.logits_function(backbone)
+    y = np.asarray(y, np.int32)
+    x_adv = auto_attack(logits, x, y, eps, version="fast", seed=seed)
     return {
         "clean_accuracy": robustness.accuracy(backbone, x, y),
+        "autoattack_accuracy": float(np.mean(predictions(logits, x_adv) == y)),
+        "autoattack": {"version": "fast", "norm": "linf", "eps": eps, "examples": len(y), "seed": seed},
         "pgd_accuracy": robustness.pgd_accuracy(backbone, x, y, seed=seed, **PGD_EVALUATION),
         "pgd": {"norm": "linf", **PGD_EVALUATION, "examples": len(y), "seed": seed},
         "mean_jacobian_norm": robustness.mean_jacobian_norm(backbone, x),

@@ -283,7 +283,10 @@ def test_evaluation_reports_sample_sizes_and_finite_figures(tmp_path):
     result = training.train(tiny_recipe(epochs=1, eval_examples=12), data_dir=data_dir, verbose=0)
     metrics = result.metrics
     assert metrics["eval_examples"] == metrics["pgd"]["examples"] == 12
+    assert metrics["autoattack"]["examples"] == 12 and metrics["autoattack"]["version"] == "fast"
     assert 0 <= metrics["pgd_accuracy"] <= metrics["clean_accuracy"] <= 1
+    assert 0 <= metrics["autoattack_accuracy"] <= metrics["clean_accuracy"]
+    assert metrics["hardware"].startswith(("CPU", "1 GPU"))
     assert metrics["mean_jacobian_norm"] > 0 and metrics["train_seconds"] > 0
 
 

@@ -50,10 +50,10 @@ def _data(samples, source):
     return x[:samples], y[:samples], x_craft, y_craft, description
 
 
-def _config(seed, no_guards):
+def _config(seed, no_guards, autoattack):
     from tfjsigr.evaluation import EvaluationConfig
 
-    return EvaluationConfig(seed=seed, guards=not no_guards)
+    return EvaluationConfig(seed=seed, guards=not no_guards, autoattack=autoattack)
 
 
 def _zoo_entries(zoo_dir):
@@ -114,14 +114,34 @@ def _update_cards(entries, report, report_path):
         entry = with_cards.get(model_report["name"])
         if entry is None:
             continue
-        section = card_section(model_report, report_path)
         with user_errors():
-            previous = card.read_card(entry).get("robustness")
+            current = card.read_card(entry)
+        section = card_section(model_report, report_path, training_facts(current))
+        with user_errors():
+            previous = current.get("robustness")
             card.update_card(entry, "robustness", section)
         click.echo(
             f"updated {entry / card.CARD_FILE}: robustness on {section['samples']} test images"
             + (f" (was {previous.get('samples', '?')})" if isinstance(previous, dict) else "")
         )
+
+
+def training_facts(card):
+    """Method and cost of a zoo entry's training, from its card's recipe and metrics."""
+    recipe = card.get("recipe") if isinstance(card.get("recipe"), dict) else {}
+    metrics = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
+    penalties = [p.get("type", "?") for p in recipe.get("penalties") or [] if isinstance(p, dict)]
+    adversarial = recipe.get("adversarial_training")
+    method = "+".join(penalties) or "plain"
+    if isinstance(adversarial, dict):
+        method = f"adversarial training ({adversarial.get('attack', '?')})"
+    return {
+        "method": method,
+        "epochs": metrics.get("epochs", recipe.get("epochs")),
+        "train_seconds": metrics.get("train_seconds"),
+        "hardware": metrics.get("hardware"),
+        "quick": metrics.get("quick"),
+    }
 
 
 def _report_folder(out, default):
@@ -168,7 +188,17 @@ def _write(report, evaluations, labels, out, title):
 
 
 def _run(
-    model_paths, entries, out, samples, seed, source, no_guards, zoo_dir=None, extra_sources=None
+    model_paths,
+    entries,
+    out,
+    samples,
+    seed,
+    source,
+    no_guards,
+    autoattack,
+    zoo_dir=None,
+    extra_sources=None,
+    transfer_protocol=None,
 ):
     """Evaluates {name: path} models (extra_sources: {name: path} crafting transfers only)."""
     import numpy as np
@@ -184,16 +214,23 @@ def _run(
     # Every model and transfer source must fit the data before minutes of attacks start.
     models = _load_checked(model_paths, x, y)
     extra_sources = _load_checked(extra_sources or {}, x, y)
-    config = _config(seed, no_guards)
+    config = _config(seed, no_guards, autoattack)
     click.echo(
         f"evaluating {len(models)} model(s) on {len(x)} test images ({description}), "
-        f"seed {seed}; Square on {min(len(x), config.square_samples)}, ARA on "
+        f"seed {seed}; AutoAttack ({autoattack}) on {min(len(x), config.autoattack_samples)}, "
+        f"Square on {min(len(x), config.square_samples)}, ARA on "
         f"{min(len(x), config.ara_samples)}, saliency on {min(len(x), config.saliency_samples)}",
         err=True,
     )
     start = time.perf_counter()
     report, evaluations = evaluate_zoo(models, x, y, config, x_craft, y_craft, extra_sources)
     report["data"] = description
+    if transfer_protocol == "jsigr":  # MI-FGSM on the ensemble of the --transfer-source models.
+        from tfjsigr.evaluation.transfer import jsigr_protocol_entry
+
+        report["transfer"]["mim-ensemble (J-SIGR protocol)"] = jsigr_protocol_entry(
+            extra_sources, models, x, y, config.transfer_eps, seed
+        )
     json_path, markdown_path = _write(
         report,
         evaluations,
@@ -202,13 +239,16 @@ def _run(
         "Zoo robustness evaluation" if zoo_dir else "Robustness evaluation",
     )
     _update_cards(entries, report, json_path.resolve())
+    eps = report["leaderboard"]["eps"]
     for row in report["leaderboard"]["rows"]:
         status = (
             "reliable" if row["reliable"] else ("UNRELIABLE" if row["reliable"] is False else "-")
         )
+        status += "".join(f"; {flag}" for flag in row["flagged"])
         click.echo(
-            f"{row['rank']:2} {row['name']:16} clean {row['clean']:.3f}  PGD@{report['leaderboard']['eps']} "
-            f"{row['pgd']:.3f}  ARA {row['ara']:.4f}  {status}"
+            f"{row['rank']:2} {row['name']:16} clean {row['clean']:.3f}  AutoAttack@{eps} "
+            f"{row['autoattack']:.3f}  PGD-20@{eps} (fast) {row['pgd']:.3f}  "
+            f"ARA {row['ara']:.4f}  {status}"
         )
     click.echo(f"wrote {json_path} and {markdown_path} in {time.perf_counter() - start:.0f} s")
 
@@ -242,6 +282,13 @@ _common = [
         help="Fashion-MNIST: shipped sample, full set, or full if present.",
     ),
     click.option("--no-guards", is_flag=True, help="Skip the gradient-masking guards."),
+    click.option(
+        "--autoattack",
+        type=click.Choice(["standard", "fast"]),
+        default="standard",
+        show_default=True,
+        help="AutoAttack version of the headline figure (fast: APGD-CE and APGD-T only).",
+    ),
 ]
 
 
@@ -254,7 +301,7 @@ def _options(function):
 @cli.command()
 @click.argument("model", type=click.Path(exists=True))
 @_options
-def evaluate(model, out, samples, seed, source, no_guards):
+def evaluate(model, out, samples, seed, source, no_guards, autoattack):
     """Robustness and interpretability report of one MODEL (.keras file or zoo entry directory).
 
     The model is named as `tfjsigr export` names it: after its folder for a model.keras, else
@@ -269,7 +316,7 @@ def evaluate(model, out, samples, seed, source, no_guards):
     name = default_entry_name(model_file)
     entries = {name: path} if path.is_dir() else {}
     folder = _report_folder(out, pathlib.Path("evaluation") / name)
-    _run({name: path}, entries, folder, samples, seed, source, no_guards)
+    _run({name: path}, entries, folder, samples, seed, source, no_guards, autoattack)
 
 
 def _is_zoo(path):
@@ -321,8 +368,30 @@ def _transfer_source_names(paths, taken=()):
     type=click.Path(exists=True),
     help="Extra model (.keras or entry dir) crafting transfer attacks only; repeatable.",
 )
-def zoo_evaluate(directory, out, samples, seed, source, no_guards, transfer_sources):
+@click.option(
+    "--transfer-protocol",
+    type=click.Choice(["jsigr"]),
+    default=None,
+    help="Add the J-SIGR paper's transfer table: MI-FGSM (10 steps of eps/10, momentum 1) on "
+    "the ensemble of the --transfer-source models, evaluated on every entry.",
+)
+def zoo_evaluate(
+    directory,
+    out,
+    samples,
+    seed,
+    source,
+    no_guards,
+    autoattack,
+    transfer_sources,
+    transfer_protocol,
+):
     """Evaluate every zoo entry: report, transfer matrix, leaderboard, plots and card updates."""
+    if transfer_protocol and not transfer_sources:
+        raise click.ClickException(
+            "--transfer-protocol jsigr crafts on the --transfer-source models: give plain models "
+            "trained independently of the zoo (other seeds)"
+        )
     entries = _zoo_entries(directory)
     extra = _transfer_source_names(transfer_sources, taken=set(entries))
     folder = _report_folder(out, pathlib.Path(directory) / "report")
@@ -334,6 +403,8 @@ def zoo_evaluate(directory, out, samples, seed, source, no_guards, transfer_sour
         seed,
         source,
         no_guards,
+        autoattack,
         zoo_dir=directory,
         extra_sources=extra,
+        transfer_protocol=transfer_protocol,
     )

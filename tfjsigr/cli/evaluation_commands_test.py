@@ -26,7 +26,8 @@ def zoo_dir(tmp_path_factory):
     return root
 
 
-def test_zoo_evaluate_writes_report_plots_and_cards(zoo_dir, tmp_path):
+def test_zoo_evaluate_writes_report_plots_and_cards(zoo_dir, tmp_path, monkeypatch):
+    testing.small_autoattack_budgets(monkeypatch)
     out = tmp_path / "report"
     extra = str(zoo_dir / "other" / "model.keras")
     arguments = ["zoo", "evaluate", str(zoo_dir), "--out", str(out), "--samples", "60"]
@@ -39,7 +40,20 @@ def test_zoo_evaluate_writes_report_plots_and_cards(zoo_dir, tmp_path):
     assert pgd and all(
         r["samples"] == 60 and r["seed"] == 0 and r["parameters"]["steps"] for r in pgd
     )
-    assert [row["rank"] for row in report["leaderboard"]["rows"]] == [1, 2]
+    rows = report["leaderboard"]["rows"]
+    assert [row["rank"] for row in rows] == [1, 2]
+    assert report["leaderboard"]["sorted_by"].startswith("AutoAttack accuracy at eps 0.1")
+    if all(row["reliable"] for row in rows):
+        assert rows[0]["autoattack"] >= rows[1]["autoattack"]
+    for model in report["models"]:
+        [headline] = [r for r in model["autoattack"] if r["eps"] == 0.1]
+        assert model["headline"]["accuracy"] == headline["accuracy"]
+        assert [s["attack"] for s in headline["stages"]] == [
+            "clean", "apgd-ce", "apgd-t", "fab-t", "square"
+        ]  # fmt: skip
+        assert headline["accuracy"] <= min(
+            r["accuracy"] for r in model["robust_accuracy"] if r["eps"] == 0.1
+        )
     assert len(report["transfer"]["pgd"]["accuracy"]) == 3  # two entries and the extra source
     assert report["transfer"]["pgd"]["sources"][-1] == "other (extra)"
     for figure in (
@@ -49,13 +63,18 @@ def test_zoo_evaluate_writes_report_plots_and_cards(zoo_dir, tmp_path):
         "adversarial_examples.png",
     ):
         assert (out / figure).stat().st_size > 10_000
-    assert "Leaderboard" in (out / "report.md").read_text()
+    assert "| AutoAttack | PGD-20 (fast) |" in (out / "report.md").read_text()
     assert f"updated {zoo_dir / 'plain' / 'card.json'}: robustness on 60 test images" in (
         result.output
     )
     card = read_card(zoo_dir / "plain")
-    assert card["robustness"]["reliable"] in (True, False)
-    assert 0.0 <= card["robustness"]["ara"] <= 1.0
+    robustness = card["robustness"]
+    assert robustness["reliable"] in (True, False)
+    assert 0.0 <= robustness["ara"] <= 1.0
+    assert robustness["threat_model"] == "Linf" and robustness["eps"] == 0.1
+    assert robustness["n_examples"] == 60 and robustness["seed"] == 0
+    assert robustness["attacks_run"] == ["apgd-ce", "apgd-t", "fab-t", "square"]
+    assert robustness["autoattack_acc"] <= robustness["pgd20_acc"] <= robustness["clean_acc"]
     assert card["version"] == 1  # other sections kept
 
 
@@ -108,7 +127,8 @@ def test_card_updates_say_what_they_replace(tmp_path, monkeypatch, capsys):
     entry.mkdir()
     write_json_atomic(entry / "card.json", {"name": "jsigr", "robustness": {"samples": 1000}})
     monkeypatch.setattr(
-        "tfjsigr.evaluation.report.card_section", lambda report, path: {"samples": 10}
+        "tfjsigr.evaluation.report.card_section",
+        lambda report, path, training: {"samples": 10},
     )
     report = {"models": [{"name": "jsigr"}, {"name": "no card"}]}
     entries = {"jsigr": entry, "no card": tmp_path / "absent"}

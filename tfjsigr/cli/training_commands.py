@@ -41,8 +41,15 @@ def print_metrics(metrics):
     click.echo(
         f"clean accuracy:   {metrics['clean_accuracy']:.4f} ({metrics['eval_examples']} test images)"
     )
+    autoattack = metrics.get("autoattack")
+    if autoattack:
+        click.echo(
+            f"AutoAttack:       {metrics['autoattack_accuracy']:.4f} ({autoattack['version']} "
+            f"version, L-inf eps {autoattack['eps']}, {autoattack['examples']} images, seed "
+            f"{autoattack['seed']})"
+        )
     click.echo(
-        f"PGD accuracy:     {metrics['pgd_accuracy']:.4f} (PGD-{pgd.get('steps')} L-inf eps "
+        f"PGD-20 (fast):    {metrics['pgd_accuracy']:.4f} (PGD-{pgd.get('steps')} L-inf eps "
         f"{pgd.get('eps')}, {pgd.get('examples')} images, seed {pgd.get('seed')})"
     )
     click.echo(f"mean ||J||_F:     {metrics['mean_jacobian_norm']:.3f}")

@@ -229,20 +229,21 @@ def build_entry(recipe, quick, zoo_dir, runs_dir, data_dir, source):
 
 
 def leaderboard(rows):
-    """A plain-text table: model, clean accuracy, PGD accuracy, mean ||J||_F, training time."""
+    """A plain-text table: model, clean, fast AutoAttack and PGD accuracy, ||J||_F, time."""
     if not rows:
         return "no models built"
-    pgd = rows[0]["pgd"]
+    pgd, autoattack = rows[0]["pgd"], rows[0]["autoattack"]
     lines = [
-        f"PGD-{pgd['steps']} L-inf eps {pgd['eps']} step {pgd['step_size']}, seeded test subsets of "
+        f"AutoAttack ({autoattack['version']}: APGD-CE + APGD-T) and PGD-{pgd['steps']} (step "
+        f"{pgd['step_size']}) at L-inf eps {pgd['eps']}, seed {pgd['seed']}, seeded test subsets of "
         + ", ".join(sorted({str(r["eval_examples"]) for r in rows}))
-        + " images",
-        f"{'model':12} {'clean':>7} {'PGD@0.1':>8} {'||J||_F':>8} {'train s':>8}",
+        + " images (`tfjsigr zoo evaluate` runs the standard AutoAttack)",
+        f"{'model':12} {'clean':>7} {'AA-fast':>8} {'PGD-20':>8} {'||J||_F':>8} {'train s':>8}",
     ]
     for row in rows:
         lines.append(
-            f"{row['model']:12} {row['clean_accuracy']:7.3f} {row['pgd_accuracy']:8.3f} "
-            f"{row['mean_jacobian_norm']:8.2f} {row['train_seconds']:8.1f}"
+            f"{row['model']:12} {row['clean_accuracy']:7.3f} {row['autoattack_accuracy']:8.3f} "
+            f"{row['pgd_accuracy']:8.3f} {row['mean_jacobian_norm']:8.2f} {row['train_seconds']:8.1f}"
         )
     return "\n".join(lines)
 
@@ -265,11 +266,14 @@ def list_entries(zoo_dir):
     if not entries:
         click.echo(f"{zoo_dir}: no entries (build some with: tfjsigr zoo build --quick)")
         return
-    click.echo(f"{'name':12} {'version':>7} {'clean':>7} {'PGD@0.1':>8} {'||J||_F':>8}  created")
+    click.echo(
+        f"{'name':12} {'version':>7} {'clean':>7} {'AA@0.1':>8} {'PGD-20':>8} {'||J||_F':>8}  created"
+    )
     for entry in entries:
         metrics = entry.get("metrics", {})
         click.echo(
             f"{entry['name']:12} {entry.get('version', '?'):>7} {_figure(metrics, 'clean_accuracy', 3)} "
+            f"{_figure(metrics, 'autoattack_accuracy', 3, 8)} "
             f"{_figure(metrics, 'pgd_accuracy', 3, 8)} {_figure(metrics, 'mean_jacobian_norm', 2, 8)}"
             f"  {entry.get('created') or ''}"
         )

@@ -5,6 +5,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from tfjsigr import attacks
+from tfjsigr.attacks.auto_attack import COMPONENTS, predictions
 
 # Parameters of each attack as a function of eps (L-inf); recorded next to every figure.
 ATTACK_PARAMETERS = {
@@ -18,7 +19,8 @@ ATTACK_PARAMETERS = {
     },
     "bim": lambda eps: {"norm": "inf", "steps": 20, "step_size": eps / 8},
     "mim": lambda eps: {"norm": "inf", "steps": 20, "step_size": eps / 8, "decay_factor": 1.0},
-    "square": lambda eps: {"norm": "inf", "queries": 500, "p_init": 0.8},
+    # AutoAttack's budget, so the guard's Square is as strong as the one in the headline.
+    "square": lambda eps: {"norm": "inf", **COMPONENTS["square"]},
     "spsa": lambda eps: {
         "norm": "inf",
         "steps": 50,
@@ -97,9 +99,9 @@ def craft(name, model_fn, x, y, eps, seed=0, parameters=None):
         return _bim(model_fn, x, y, eps, p)
     if name == "mim":
         return _mim(model_fn, x, y, eps, p)
+    if name == "square":  # Stateless draws: a tensor seed, so one trace serves every batch.
+        return _square(model_fn, x, y, eps, p, tf.constant(seed, tf.int64))
     tf.random.set_seed(seed)
-    if name == "square":
-        return _square(model_fn, x, y, eps, p, seed)
     return _spsa(model_fn, x, y, eps, p, seed)
 
 
@@ -119,16 +121,6 @@ def craft_all(name, model_fn, x, y, eps, seed=0, batch_size=500, parameters=None
                 )
             )
             for b, s in enumerate(range(0, len(x), batch_size))
-        ]
-    )
-
-
-def predictions(model_fn, x, batch_size=1000):
-    """Predicted classes of an array, batch by batch."""
-    return np.concatenate(
-        [
-            np.argmax(np.asarray(model_fn(tf.constant(x[s : s + batch_size]))), axis=1)
-            for s in range(0, len(x), batch_size)
         ]
     )
 

@@ -6,7 +6,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tfjsigr import robustness
-from tfjsigr.attacks import sgd_uap
+from tfjsigr.attacks import auto_attack, sgd_uap
+from tfjsigr.attacks.auto_attack import COMPONENTS, VERSIONS
 from tfjsigr.evaluation import attacks as attacks_lib
 from tfjsigr.evaluation import guards as guards_lib
 from tfjsigr.evaluation import robustness_area as ara_lib
@@ -23,10 +24,15 @@ class EvaluationConfig:
     Attributes:
         eps_grid: L-inf radii of the accuracy curves (and UAP).
         attacks: attacks of the curves (see `attacks.ATTACK_PARAMETERS`: also "mim", "bim",
-            "square", "spsa"); must include "pgd".
+            "square", "spsa"); must include "pgd", the fast figure beside AutoAttack.
         seed: seed of every random draw.
         batch_size: inputs per attack batch.
-        square_eps: radii where Square checks PGD (each in eps_grid).
+        autoattack: AutoAttack version of the headline figure, "standard" or "fast".
+        autoattack_eps: L-inf radii AutoAttack runs at; must hold `headline_eps`.
+        autoattack_samples: inputs AutoAttack runs on (the first N).
+        headline_eps: radius of the headline figure, the leaderboard and the card.
+        pgd_gap: AutoAttack this far (share of the sample) below PGD flags "PGD overestimates".
+        square_eps: radii where Square checks the white-box attacks (each in eps_grid).
         square_samples: inputs Square runs on.
         ara_samples: inputs of the minimum-norm attack (ARA).
         jacobian_samples: inputs of the exact mean ||J||_F.
@@ -40,6 +46,11 @@ class EvaluationConfig:
     attacks: tuple = ("fgsm", "pgd")
     seed: int = 0
     batch_size: int = 500
+    autoattack: str = "standard"
+    autoattack_eps: tuple = (0.1, 0.3)
+    autoattack_samples: int = 1000
+    headline_eps: float = 0.1
+    pgd_gap: float = 0.05
     square_eps: tuple = (0.1, 0.3)
     square_samples: int = 200
     ara_samples: int = 250
@@ -48,6 +59,23 @@ class EvaluationConfig:
     transfer_eps: float = 0.1
     uap_samples: int = 500
     guards: bool = True
+
+    def __post_init__(self):
+        if "pgd" not in self.attacks:
+            raise ValueError("attacks must include 'pgd' (the guards compare against it)")
+        if self.autoattack not in VERSIONS:
+            raise ValueError(f"autoattack must be one of {sorted(VERSIONS)}, got {self.autoattack!r}")
+        for name in ("eps_grid", "autoattack_eps", "square_eps"):
+            setattr(self, name, tuple(float(e) for e in getattr(self, name)))
+        if not any(np.isclose(self.headline_eps, e) for e in self.autoattack_eps):
+            raise ValueError(
+                f"autoattack_eps {self.autoattack_eps} must hold headline_eps {self.headline_eps}"
+            )
+        if not any(np.isclose(self.headline_eps, e) for e in self.eps_grid):
+            raise ValueError(f"eps_grid {self.eps_grid} must hold headline_eps {self.headline_eps}")
+        for name in ("batch_size", "autoattack_samples", "square_samples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -90,24 +118,101 @@ def uap_accuracy(model_fn, x, y, x_craft, y_craft, eps_grid, seed=0):
     return records, perturbations
 
 
-def run_guards(model_fn, x, y, curves, pgd_flags, config):
-    """The three guards and their summary (reliable or not)."""
-    square_x = x[: config.square_samples]
+def autoattack_accuracy(model_fn, x, y, eps_values, version="standard", seed=0, batch_size=500):
+    """Robust accuracy under AutoAttack (L-inf) at each eps, with the accuracy after each attack.
+
+    Returns:
+        (records, flags, white_box_flags): a list of dicts {attack: "autoattack", version, norm,
+        eps, accuracy, samples, seed, attacks, parameters, stages, seconds}; {eps: (N,) bool
+        robust under AutoAttack}; {eps: (N,) bool robust after its gradient-based attacks}.
+    """
+    records, flags, white_box = [], {}, {}
+    for eps in tqdm(eps_values, desc=f"autoattack ({version})", leave=False):
+        _, stages = auto_attack(
+            model_fn, x, y, eps, version=version, seed=seed, batch_size=batch_size,
+            return_stages=True,
+        )
+        flags[eps] = stages[-1]["robust"]
+        gradient_stages = [s for s in stages if s["attack"] != "square"]
+        white_box[eps] = gradient_stages[-1]["robust"]
+        records.append(
+            {
+                "attack": "autoattack",
+                "version": version,
+                "norm": "inf",
+                "eps": float(eps),
+                "accuracy": stages[-1]["accuracy"],
+                "samples": len(x),
+                "seed": int(seed),
+                "attacks": list(VERSIONS[version]),
+                "parameters": {name: COMPONENTS[name] for name in VERSIONS[version]},
+                "stages": [
+                    {k: s[k] for k in ("attack", "accuracy", "seconds")} for s in stages
+                ],
+                "seconds": round(sum(s["seconds"] for s in stages), 2),
+            }
+        )
+    return records, flags, white_box
+
+
+def at_eps(by_eps, eps):
+    """The value of a {eps: value} dict at eps (None if absent), keys compared with isclose."""
+    for key, value in by_eps.items():
+        if np.isclose(key, eps):
+            return value
+    return None
+
+
+def run_guards(model_fn, x, y, curves, pgd_flags, config, white_box_flags=None, autoattack=None):
+    """The gradient-masking guards, the PGD-gap flag and their summary (reliable or not).
+
+    Args:
+        model_fn: logits function.
+        x: evaluation inputs.
+        y: labels.
+        curves: the attack curve records (monotone guard).
+        pgd_flags: {eps: per-example PGD robustness}.
+        config: an `EvaluationConfig`.
+        white_box_flags: {eps: per-example robustness after AutoAttack's gradient attacks}:
+            what Square is checked against where given (else PGD).
+        autoattack: (records, flags) of `autoattack_accuracy`, for the PGD-gap flag.
+
+    Returns:
+        (guards report, {eps: Square's per-example robustness flags}).
+    """
+    white_box_flags = white_box_flags or {}
+    square_count = config.square_samples
+    if white_box_flags:
+        square_count = min(square_count, min(len(f) for f in white_box_flags.values()))
+    square_x = x[:square_count]
+    references, names = {}, {}
+    for eps in config.square_eps:
+        own = at_eps(white_box_flags, eps)
+        references[eps] = at_eps(pgd_flags, eps) if own is None else own
+        names[eps] = "pgd" if own is None else "autoattack white-box (" + config.autoattack + ")"
     black_box, square_flags = guards_lib.black_box_guard(
         model_fn,
         square_x,
-        y[: len(square_x)],
-        pgd_flags,
+        y[:square_count],
+        references,
         config.square_eps,
         config.seed,
         config.batch_size,
+        reference_names=names,
     )
     guards = {
         "monotone": guards_lib.monotone_guard(curves),
         "unbounded_pgd": guards_lib.unbounded_guard(model_fn, x, y, config.seed, config.batch_size),
         "black_box": black_box,
     }
-    return {**guards, **guards_lib.summarize(guards)}, square_flags
+    flags = {}
+    if autoattack is not None:
+        _, autoattack_flags = autoattack
+        eps = config.headline_eps
+        flags["pgd_overestimates"] = guards_lib.pgd_gap_guard(
+            at_eps(pgd_flags, eps), at_eps(autoattack_flags, eps), eps, config.pgd_gap, config.seed
+        )
+    return {**guards, **flags, **guards_lib.summarize(guards, flags)}, square_flags
 
 
 def check_model(model, x, y, name="model", batch_size=1000):
@@ -195,8 +300,6 @@ def evaluate_model(model, x, y, config=None, x_craft=None, y_craft=None, name="m
         ValueError: a bad config, or a model `check_model` refuses.
     """
     config = config or EvaluationConfig()
-    if "pgd" not in config.attacks:
-        raise ValueError("config.attacks must include 'pgd' (the guards compare against it)")
     model_fn = attacks_lib.logits_function(model)
     y = np.asarray(y, np.int32)
     num_classes = check_model(model, x, y, name, config.batch_size)
@@ -208,6 +311,16 @@ def evaluate_model(model, x, y, config=None, x_craft=None, y_craft=None, name="m
             attack, model_fn, x, y, config.eps_grid, config.seed, config.batch_size
         )
         curves.extend(records)
+    autoattack_x, autoattack_y = x[: config.autoattack_samples], y[: config.autoattack_samples]
+    autoattack_records, autoattack_flags, white_box_flags = autoattack_accuracy(
+        model_fn,
+        autoattack_x,
+        autoattack_y,
+        config.autoattack_eps,
+        config.autoattack,
+        config.seed,
+        config.batch_size,
+    )
     x_craft, y_craft = (
         (x, y)
         if x_craft is None
@@ -226,6 +339,8 @@ def evaluate_model(model, x, y, config=None, x_craft=None, y_craft=None, name="m
         "seed": config.seed,
         "config": config.to_dict(),
         "clean_accuracy": {"value": float(clean.mean()), "samples": len(x)},
+        "headline": headline(autoattack_records, clean, config),
+        "autoattack": autoattack_records,
         "robust_accuracy": curves,
         "uap": uap,
         "ara": ara_lib.ara(model_fn, ara_x, ara_y, num_classes, config.seed, config.batch_size),
@@ -241,10 +356,19 @@ def evaluate_model(model, x, y, config=None, x_craft=None, y_craft=None, name="m
     }
     square_flags = {}
     if config.guards:
-        report["guards"], square_flags = run_guards(model_fn, x, y, curves, flags["pgd"], config)
+        report["guards"], square_flags = run_guards(
+            model_fn,
+            x,
+            y,
+            curves,
+            flags["pgd"],
+            config,
+            white_box_flags,
+            (autoattack_records, autoattack_flags),
+        )
     artifacts = {
         "uap": perturbations,
-        "flags": flags,
+        "flags": {**flags, "autoattack": autoattack_flags},
         "square_flags": square_flags,
         "saliency": {
             m: saliency_lib.saliency(model_fn, x[:8], y[:8], m, config.seed)
@@ -263,6 +387,21 @@ def evaluate_model(model, x, y, config=None, x_craft=None, y_craft=None, name="m
     return Evaluation(report, artifacts)
 
 
+def headline(autoattack_records, clean, config):
+    """The headline robust figure: AutoAttack at `config.headline_eps`, with its provenance."""
+    record = next(r for r in autoattack_records if np.isclose(r["eps"], config.headline_eps))
+    return {
+        "attack": f"autoattack ({record['version']})",
+        "threat_model": "Linf",
+        "eps": record["eps"],
+        "accuracy": record["accuracy"],
+        "clean_accuracy": float(np.mean(clean[: record["samples"]])),
+        "samples": record["samples"],
+        "seed": record["seed"],
+        "attacks": record["attacks"],
+    }
+
+
 def find_record(records, attack, eps):
     """The accuracy of `attack` at `eps` in a list of curve records (None if absent)."""
     for record in records:
@@ -272,7 +411,11 @@ def find_record(records, attack, eps):
 
 
 def leaderboard(evaluations, eps=0.1):
-    """Rows sorted by PGD accuracy at eps (unreliable models last), for the zoo report."""
+    """Rows sorted by AutoAttack accuracy at eps (unreliable models last), for the zoo report.
+
+    PGD-20 stays beside it as the fast figure; "flagged" lists warnings such as "PGD
+    overestimates" (AutoAttack well below PGD-20).
+    """
     rows = []
     for report in evaluations:
         guards = report.get("guards", {})
@@ -280,8 +423,11 @@ def leaderboard(evaluations, eps=0.1):
             {
                 "name": report["name"],
                 "clean": report["clean_accuracy"]["value"],
+                "autoattack": find_record(report.get("autoattack", []), "autoattack", eps),
+                "autoattack_samples": report.get("headline", {}).get("samples"),
                 "pgd": find_record(report["robust_accuracy"], "pgd", eps),
                 "fgsm": find_record(report["robust_accuracy"], "fgsm", eps),
+                "square": _square_accuracy(guards, eps),
                 "uap": find_record(report["uap"], "sgd_uap", eps),
                 "ara": report["ara"]["value"],
                 "jacobian_norm": report["jacobian_norm"]["value"],
@@ -291,12 +437,22 @@ def leaderboard(evaluations, eps=0.1):
                 ],
                 "reliable": guards.get("reliable"),
                 "failed_guards": guards.get("failed", []),
+                "flagged": guards.get("flagged", []),
             }
         )
-    rows.sort(key=lambda r: (r["reliable"] is False, -(r["pgd"] or 0.0)))
+    rows.sort(key=lambda r: (r["reliable"] is False, -(r["autoattack"] or 0.0)))
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank
-    return {"eps": eps, "sorted_by": f"pgd accuracy at eps {eps}; unreliable last", "rows": rows}
+    return {
+        "eps": eps,
+        "sorted_by": f"AutoAttack accuracy at eps {eps}; unreliable last",
+        "rows": rows,
+    }
+
+
+def _square_accuracy(guards, eps):
+    comparisons = guards.get("black_box", {}).get("comparisons", [])
+    return next((c["square_accuracy"] for c in comparisons if np.isclose(c["eps"], eps)), None)
 
 
 def evaluate_zoo(models, x, y, config=None, x_craft=None, y_craft=None, extra_sources=None):
@@ -344,6 +500,6 @@ def evaluate_zoo(models, x, y, config=None, x_craft=None, y_craft=None, extra_so
         "seed": config.seed,
         "models": reports,
         "transfer": transfer,
-        "leaderboard": leaderboard(reports, config.transfer_eps),
+        "leaderboard": leaderboard(reports, config.headline_eps),
     }
     return report, evaluations

@@ -54,21 +54,37 @@ def unbounded_guard(model_fn, x, y, seed=0, batch_size=500, max_accuracy=0.01):
     }
 
 
-def black_box_guard(model_fn, x, y, pgd_flags, eps_values, seed=0, batch_size=500, margin=0.03):
-    """Square (black-box) must not beat white-box PGD by more than `margin` at any eps.
+def black_box_guard(
+    model_fn,
+    x,
+    y,
+    white_box_flags,
+    eps_values,
+    seed=0,
+    batch_size=500,
+    margin=0.03,
+    reference_names=None,
+):
+    """Square (black-box) must not beat the white-box attacks by more than `margin` at any eps.
+
+    A score-based attack that needs no gradient doing better than the gradient attacks is the
+    mark of gradient masking.
 
     Args:
         model_fn: logits function.
-        x: inputs (the first len(x) of those PGD ran on).
+        x: inputs (the first len(x) of those the white-box attacks ran on).
         y: labels.
-        pgd_flags: {eps: per-example PGD robustness flags}, at least len(x) long.
-        eps_values: radii to compare at (each a key of pgd_flags).
+        white_box_flags: {eps: per-example robustness under the white-box attacks}, at least
+            len(x) long.
+        eps_values: radii to compare at (each a key of white_box_flags).
         seed: seed of Square.
         batch_size: inputs per attack batch.
         margin: allowed advantage of Square, as a share of the sample.
+        reference_names: {eps: name of the white-box attack} for the report (default "pgd").
 
     Returns:
-        {passed, comparisons: [{eps, square_accuracy, pgd_accuracy}], square_flags}.
+        ({passed, margin, comparisons: [{eps, square_accuracy, white_box_accuracy, white_box}],
+        samples, seed}, {eps: Square's per-example flags}).
     """
     comparisons, square_flags = [], {}
     for eps in eps_values:
@@ -79,11 +95,14 @@ def black_box_guard(model_fn, x, y, pgd_flags, eps_values, seed=0, batch_size=50
             {
                 "eps": float(eps),
                 "square_accuracy": float(square_flags[eps].mean()),
-                "pgd_accuracy": float(np.mean(pgd_flags[eps][: len(x)])),
+                "white_box_accuracy": float(np.mean(white_box_flags[eps][: len(x)])),
+                "white_box": (reference_names or {}).get(eps, "pgd"),
                 "square_parameters": attacks_lib.ATTACK_PARAMETERS["square"](eps),
             }
         )
-    passed = all(c["pgd_accuracy"] - c["square_accuracy"] <= margin + 1e-9 for c in comparisons)
+    passed = all(
+        c["white_box_accuracy"] - c["square_accuracy"] <= margin + 1e-9 for c in comparisons
+    )
     return {
         "passed": passed,
         "margin": margin,
@@ -93,7 +112,37 @@ def black_box_guard(model_fn, x, y, pgd_flags, eps_values, seed=0, batch_size=50
     }, square_flags
 
 
-def summarize(guards):
-    """reliable = every guard passed; failed = the names of those that did not."""
+def pgd_gap_guard(pgd_flags, autoattack_flags, eps, max_gap=0.05, seed=0):
+    """Flags "PGD overestimates" where AutoAttack is more than `max_gap` below PGD.
+
+    Both are compared on the images AutoAttack ran on (the first len(autoattack_flags)).
+
+    Returns:
+        {passed, gap, pgd_accuracy, autoattack_accuracy, max_gap, eps, samples, seed}.
+    """
+    count = len(autoattack_flags)
+    pgd_accuracy = float(np.mean(pgd_flags[:count]))
+    autoattack_accuracy = float(np.mean(autoattack_flags))
+    gap = pgd_accuracy - autoattack_accuracy
+    return {
+        "passed": gap <= max_gap + 1e-9,
+        "label": "PGD overestimates",
+        "gap": gap,
+        "pgd_accuracy": pgd_accuracy,
+        "autoattack_accuracy": autoattack_accuracy,
+        "max_gap": max_gap,
+        "eps": float(eps),
+        "samples": count,
+        "seed": int(seed),
+    }
+
+
+def summarize(guards, flags=None):
+    """reliable: every gradient-masking guard passed; failed: those that did not.
+
+    flagged: the labels of the `flags` (warnings on the fast figures, such as "PGD
+    overestimates") that fired; they say nothing against the headline AutoAttack figure.
+    """
     failed = [name for name, guard in guards.items() if not guard["passed"]]
-    return {"reliable": not failed, "failed": failed}
+    flagged = [flag["label"] for flag in (flags or {}).values() if not flag["passed"]]
+    return {"reliable": not failed, "failed": failed, "flagged": flagged}

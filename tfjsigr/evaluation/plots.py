@@ -45,21 +45,25 @@ def _label(c):
 
 
 def accuracy_curves(reports, path):
-    """One panel per attack (and UAP): accuracy against eps, one line per model."""
+    """One panel per attack (AutoAttack first, UAP last): accuracy against eps, a line per model."""
     attacks = sorted({r["attack"] for report in reports for r in report["robust_accuracy"]})
-    panels = attacks + ["sgd_uap"]
+    headline = ["autoattack"] if any(report.get("autoattack") for report in reports) else []
+    panels = headline + attacks + ["sgd_uap"]
+    sources = {"sgd_uap": "uap", "autoattack": "autoattack"}
     figure, axes = plt.subplots(
         1, len(panels), figsize=(4.2 * len(panels), 4.0), squeeze=False, layout="constrained"
     )
     for axis, attack in zip(axes[0], panels):
         lines = []
         for report in reports:
-            records = report["uap"] if attack == "sgd_uap" else report["robust_accuracy"]
+            records = report.get(sources.get(attack, "robust_accuracy"), [])
             points = sorted((r["eps"], r["accuracy"]) for r in records if r["attack"] == attack)
             eps = [0.0] + [p[0] for p in points]
             accuracy = [report["clean_accuracy"]["value"]] + [p[1] for p in points]
             lines += axis.plot(eps, accuracy, marker="o")
         samples = reports[0]["samples"]
+        if attack == "autoattack":
+            samples = reports[0]["headline"]["samples"]
         axis.set_title(f"{attack.upper()} (L-inf), n={samples}, seed {reports[0]['seed']}")
         axis.set_xlabel("eps (L-inf radius, pixels in [0, 1])")
         axis.set_ylabel("accuracy")

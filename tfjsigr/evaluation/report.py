@@ -22,13 +22,48 @@ def _percent(value):
     return "-" if value is None else f"{100 * value:.1f}"
 
 
-def card_section(report, report_path=None):
-    """The `robustness` section of a model card, from one model's report."""
+def card_section(report, report_path=None, training=None):
+    """The `robustness` section of a model card, from one model's report.
+
+    Its first keys follow RobustBench's model_info fields (threat model, eps, clean_acc,
+    autoattack_acc, n_examples), with the attacks run and the seed; the PGD-20 and Square
+    figures follow as fast checks beside the headline.
+
+    Args:
+        report: one model's report (`evaluate_model(...).report`).
+        report_path: where the full report lies (recorded as given).
+        training: the card's `training` facts (method, epochs, wall time, hardware), if known.
+    """
     guards = report.get("guards", {})
+    headline = report["headline"]
+    eps = headline["eps"]
     return {
+        "threat_model": headline["threat_model"],
+        "eps": eps,
+        "clean_acc": headline["clean_accuracy"],
+        "autoattack_acc": headline["accuracy"],
+        "autoattack_version": headline["attack"],
+        "attacks_run": headline["attacks"],
+        "n_examples": headline["samples"],
+        "seed": headline["seed"],
+        "pgd20_acc": find_record(report["robust_accuracy"], "pgd", eps),
+        "square_acc": next(
+            (
+                c["square_accuracy"]
+                for c in guards.get("black_box", {}).get("comparisons", [])
+                if np.isclose(c["eps"], eps)
+            ),
+            None,
+        ),
+        "training": training,
         "reliable": guards.get("reliable"),
         "failed_guards": guards.get("failed", []),
+        "flagged": guards.get("flagged", []),
         "clean_accuracy": report["clean_accuracy"]["value"],
+        "autoattack": [
+            {k: r[k] for k in ("eps", "accuracy", "samples", "version")}
+            for r in report.get("autoattack", [])
+        ],
         "robust_accuracy": [
             {k: r[k] for k in ("attack", "eps", "accuracy")} for r in report["robust_accuracy"]
         ],
@@ -41,12 +76,18 @@ def card_section(report, report_path=None):
             for m, v in report["interpretability"]["methods"].items()
         },
         "samples": report["samples"],
-        "seed": report["seed"],
         "report": None if report_path is None else str(report_path),
-        "note": "robustness unreliable: a gradient-masking guard failed"
-        if guards.get("failed")
-        else "all gradient-masking guards passed",
+        "note": _card_note(guards),
     }
+
+
+def _card_note(guards):
+    if guards.get("failed"):
+        return "robustness unreliable: a gradient-masking guard failed"
+    note = "all gradient-masking guards passed"
+    if guards.get("flagged"):
+        note += "; " + ", ".join(guards["flagged"])
+    return note
 
 
 def _table_row(cells):
@@ -58,7 +99,8 @@ def _guards_line(guards):
         return "pass" if passed else "FAIL"
 
     black_box = "; ".join(
-        f"eps {c['eps']}: Square {_percent(c['square_accuracy'])}% vs PGD {_percent(c['pgd_accuracy'])}%"
+        f"eps {c['eps']}: Square {_percent(c['square_accuracy'])}% vs {c['white_box']} "
+        f"{_percent(c['white_box_accuracy'])}%"
         for c in guards["black_box"]["comparisons"]
     )
     status = "reliable" if guards["reliable"] else "UNRELIABLE"
@@ -68,6 +110,18 @@ def _guards_line(guards):
         f"unbounded PGD (eps 1) accuracy {_percent(unbounded['accuracy'])}%: "
         f"{verdict(unbounded['passed'])}; black-box ({black_box}, "
         f"n={guards['black_box']['samples']}): {verdict(guards['black_box']['passed'])}."
+        + _gap_sentence(guards.get("pgd_overestimates"))
+    )
+
+
+def _gap_sentence(gap):
+    if gap is None:
+        return ""
+    verdict = "**PGD overestimates**" if not gap["passed"] else "within bounds"
+    return (
+        f" PGD-20 {_percent(gap['pgd_accuracy'])}% vs AutoAttack "
+        f"{_percent(gap['autoattack_accuracy'])}% at eps {gap['eps']} (n={gap['samples']}, "
+        f"flag above {_percent(gap['max_gap'])} points): {verdict}."
     )
 
 
@@ -80,6 +134,7 @@ def _model_section(report):
         "",
         f"Clean accuracy {_percent(clean['value'])}% (n={clean['samples']}, seed {report['seed']}).",
         "",
+        *_autoattack_lines(report.get("autoattack", [])),
         _table_row(["attack"] + [f"eps {e}" for e in eps_grid]),
         _table_row(["---"] * (len(eps_grid) + 1)),
     ]
@@ -111,11 +166,27 @@ def _model_section(report):
     return [*lines, ""]
 
 
+def _autoattack_lines(records):
+    lines = []
+    for r in records:
+        stages = ", ".join(
+            f"{s['attack']} {_percent(s['accuracy'])}%" for s in r["stages"]
+        )
+        lines.append(
+            f"AutoAttack ({r['version']}, L-inf eps {r['eps']}, n={r['samples']}, seed "
+            f"{r['seed']}): **{_percent(r['accuracy'])}%**; after each attack: {stages} "
+            f"({r['seconds']:.0f} s)."
+        )
+    return [*lines, ""] if lines else []
+
+
 LEADERBOARD_COLUMNS = (
     "rank",
     "model",
     "clean",
-    "PGD",
+    "AutoAttack",
+    "PGD-20 (fast)",
+    "Square",
     "FGSM",
     "UAP",
     "ARA",
@@ -140,13 +211,17 @@ def _leaderboard_lines(board):
             status = "reliable"
         else:
             status = "**unreliable** (" + ", ".join(row["failed_guards"]) + ")"
+        if row.get("flagged"):
+            status += "; " + ", ".join(row["flagged"])
         lines.append(
             _table_row(
                 [
                     row["rank"],
                     row["name"],
                     _percent(row["clean"]),
+                    _percent(row["autoattack"]),
                     _percent(row["pgd"]),
+                    _percent(row.get("square")),
                     _percent(row["fgsm"]),
                     _percent(row["uap"]),
                     f"{row['ara']:.4f}",
@@ -157,7 +232,11 @@ def _leaderboard_lines(board):
                 ]
             )
         )
-    note = f"Accuracies in % at eps {board['eps']}; saliency scores of the plain gradient."
+    note = (
+        f"Accuracies in % at L-inf eps {board['eps']}. AutoAttack is the headline figure; PGD-20 "
+        "is the fast check beside it, Square (5,000 queries) the black-box one. Saliency scores "
+        "of the plain gradient."
+    )
     return [*lines, "", note, ""]
 
 
@@ -180,11 +259,14 @@ def markdown(report, title="Robustness evaluation"):
     """A Markdown summary of a report: leaderboard, transfer tables, per-model sections, figures."""
     config = report["config"]
     intro = (
-        f"{report['samples']} test images, seed {report['seed']}, L-inf eps grid "
-        f"{list(config['eps_grid'])}, attacks {list(config['attacks'])} (PGD: 20 steps of eps/4 "
-        f"from a random start; FGSM: one step). Square ({config['square_samples']} images) and "
-        f"unbounded PGD guard against gradient masking. Every figure in report.json carries its "
-        f"attack parameters, sample size and seed."
+        f"{report['samples']} test images, seed {report['seed']}. Headline: AutoAttack "
+        f"({config.get('autoattack', 'standard')}: APGD-CE, APGD-T, FAB-T, Square; on the first "
+        f"{config.get('autoattack_samples', '?')} images) at L-inf eps "
+        f"{list(config.get('autoattack_eps', []))}. Fast figures: {list(config['attacks'])} "
+        f"over the eps grid {list(config['eps_grid'])} (PGD-20: 20 steps of eps/4 from a random "
+        f"start; FGSM: one step). Square ({config['square_samples']} images) and unbounded PGD "
+        f"guard against gradient masking. Every figure in report.json carries its attack "
+        f"parameters, sample size and seed."
     )
     lines = [f"# {title}", "", intro, ""]
     if report.get("leaderboard"):

@@ -1,9 +1,11 @@
 """Small trained models shared by the attack and evaluation tests (seconds on 2 cores)."""
 
 import functools
+import importlib
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tfjsigr.architectures import small_cnn
 from tfjsigr.data import load_fashion_mnist
@@ -33,3 +35,30 @@ def tiny_model(seed=0, epochs=3):
 
 def accuracy(model_fn, x, y):
     return float(np.mean(np.argmax(np.asarray(model_fn(x)), axis=1) == np.asarray(y)))
+
+
+class QuantizeInputs(keras.layers.Layer):
+    """Rounds inputs to 4 levels; the gradient through it is exactly zero (masked)."""
+
+    def call(self, x):
+        return tf.stop_gradient(tf.round(x * 3.0) / 3.0) + 0.0 * x
+
+
+def gradient_masked(model):
+    """`model` behind input quantization: gradient attacks see zero gradients everywhere."""
+    inputs = keras.Input((28, 28, 1))
+    return keras.Model(inputs, model(QuantizeInputs()(inputs)))
+
+
+def small_autoattack_budgets(monkeypatch, square_queries=300):
+    """AutoAttack's reference budgets (and the guard's Square) cut down for tests of seconds."""
+    components = importlib.import_module("tfjsigr.attacks.auto_attack").COMPONENTS
+    for name, key, value in [
+        ("apgd-ce", "steps", 20),
+        ("apgd-t", "steps", 10),
+        ("apgd-t", "target_classes", 3),
+        ("fab-t", "steps", 10),
+        ("fab-t", "target_classes", 3),
+        ("square", "queries", square_queries),
+    ]:
+        monkeypatch.setitem(components[name], key, value)
