@@ -73,6 +73,8 @@ _TOP_LEVEL = {
     "eval_examples": int,
     "quick": dict,
     "ensemble": dict,
+    # The search space of `tfjsigr tune` (tfjsigr.tuning.search_space); training ignores it.
+    "tune": dict,
 }
 _OPTIMIZER_KEYS = {"name": str, "learning_rate": float, "momentum": float, "weight_decay": float}
 _ADVERSARIAL_KEYS = {"attack": str, "epsilon": float, "steps": int, "step_size": float}
@@ -218,6 +220,7 @@ def parse_recipe(data, source="<dict>"):
     """
     data = copy.deepcopy(data)
     _check_table(data, _TOP_LEVEL, source, "")
+    data.pop("tune", None)
     for required in ("name", "dataset", "architecture"):
         if required not in data:
             raise ValueError(f"{source}: missing key '{required}'")

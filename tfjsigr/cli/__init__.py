@@ -6,6 +6,7 @@ from tfjsigr.cli import (  # noqa: F401
     explain_commands,
     serving_commands,
     training_commands,
+    tune_commands,
     zoo_commands,
 )
 from tfjsigr.cli.group import cli
