@@ -1,16 +1,28 @@
-"""Per-step training time of each penalty and adversarial-training mode, as ratios to plain.
+"""Per-step training time and peak memory of each penalty, estimator and adversarial-training
+mode, as ratios to a plain Keras step.
 
 All variants train the same small CNN (tfjsigr.architectures.small_cnn, 28x28x1, 10 classes) on
-the same batch of the embedded Fashion-MNIST sample, in one process. Each repeat times every
-variant in turn (interleaved, so drift in machine load hits all of them alike); the table gives
-the median over repeats of the mean step time, and its ratio to plain training.
+the same batch of the embedded Fashion-MNIST sample, in one process. "keras" is a plain
+`keras.Model` (the reference of every ratio); "plain" is `RegularizedModel` without penalties
+(its ratio is the wrapper's overhead). Each repeat times every variant in turn (interleaved, so
+drift in machine load hits all of them alike); the table gives the median over repeats of the
+mean step time, and its ratio to the keras step.
 
-Usage: python benchmarks/train_step.py [--batch 128] [--steps 20] [--repeats 5]
+Peak memory of a step: `tf.config.experimental.get_memory_info` peak minus the memory in use
+before the steps (peak reset per variant), on the GPU, or on the CPU through TensorFlow's BFC
+allocator, which this script turns on (TF_CPU_ALLOCATOR_USE_BFC=true, before TensorFlow loads):
+the default CPU allocator keeps no statistics, and the process's resident set does not move
+once malloc's caches are warm.
+
+Usage: python benchmarks/train_step.py [--batch 128] [--steps 20] [--repeats 5] [--only a,b]
 """
 
 import argparse
+import os
 import statistics
 import time
+
+os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")  # memory statistics on CPU
 
 import keras
 import tensorflow as tf
@@ -27,12 +39,17 @@ from tfjsigr.penalties import (
     SelectiveInputGradient,
 )
 
-TARGETS = {"igr": 1.9, "jr_1": 2.0, "jsigr": 2.3, "jr_exact": 6.0}
+TARGETS = {"plain": 1.05, "igr_default": 1.6, "jr_1_default": 1.6, "jsigr_default": 2.0, "jr_exact": 6.0}
+FD, RD = "finite_difference", "random_directions"
 
 
 def variants():
     return {
+        "keras": {"keras": True},
         "plain": {},
+        "igr_default": {"penalties": [InputGradient(10.0)]},
+        "jr_1_default": {"penalties": [Jacobian(0.05)]},
+        "jsigr_default": {"penalties": [JSIGR(0.05, 20.0)]},
         "igr": {"penalties": [InputGradient(10.0)]},
         "jr_1": {"penalties": [Jacobian(0.05)]},
         "jr_exact": {"penalties": [Jacobian(0.05, projections="exact")]},
@@ -40,12 +57,44 @@ def variants():
         "sigr": {"penalties": [SelectiveInputGradient(20.0)]},
         "jsigr": {"penalties": [JSIGR(0.05, 20.0)]},
         "jsigr_perturbation_mask": {"penalties": [JSIGR(0.05, 20.0, mask="perturbation")]},
+        **estimator_variants(),
         "neuron_sensitivity": {"penalties": [NeuronSensitivity(1.0)]},
         "neuron_sensitivity+jr_1": {"penalties": [NeuronSensitivity(1.0), Jacobian(0.05)]},
         "lipschitz": {"penalties": [Lipschitz()]},
         "fgsm_rs": {"adversarial_training": "fgsm_rs"},
         "pgd_7": {"adversarial_training": tfjsigr.adversarial_training.AdversarialTraining("pgd", 0.1, 7)},
     }
+
+
+def estimator_variants():
+    """Every estimator of IGR, JR, SIGR and J-SIGR, and the penalty fractions."""
+    table = {}
+    for estimator in ("double_backprop", FD, RD):
+        table[f"igr_{estimator}"] = {"penalties": [InputGradient(10.0, estimator=estimator)]}
+        table[f"sigr_{estimator}"] = {"penalties": [SelectiveInputGradient(20.0, estimator=estimator)]}
+        table[f"jsigr_{estimator}"] = {"penalties": [JSIGR(0.05, 20.0, estimator=estimator)]}
+        table[f"jsigr_perturbation_mask_{estimator}"] = {
+            "penalties": [JSIGR(0.05, 20.0, mask="perturbation", estimator=estimator)]
+        }
+    for estimator in ("double_backprop", RD):
+        table[f"jr_1_{estimator}"] = {"penalties": [Jacobian(0.05, estimator=estimator)]}
+    for fraction in (0.5, 0.25):
+        table[f"igr_{FD}_f{fraction}"] = {
+            "penalties": [InputGradient(10.0, estimator=FD, penalty_fraction=fraction)]
+        }
+        table[f"igr_{RD}_f{fraction}"] = {
+            "penalties": [InputGradient(10.0, estimator=RD, penalty_fraction=fraction)]
+        }
+        table[f"jr_1_{RD}_f{fraction}"] = {
+            "penalties": [Jacobian(0.05, estimator=RD, penalty_fraction=fraction)]
+        }
+        table[f"jsigr_{FD}_f{fraction}"] = {
+            "penalties": [JSIGR(0.05, 20.0, estimator=FD, penalty_fraction=fraction)]
+        }
+        table[f"jsigr_perturbation_mask_{FD}_f{fraction}"] = {
+            "penalties": [JSIGR(0.05, 20.0, mask="perturbation", estimator=FD, penalty_fraction=fraction)]
+        }
+    return table
 
 
 class BatchJacobianModel(keras.Model):
@@ -78,11 +127,14 @@ def build(config, seed=0):
     backbone = small_cnn()
     if config.get("naive_exact_jacobian"):
         model = BatchJacobianModel(backbone)
+    elif config.get("keras"):
+        model = backbone
     else:
         model = tfjsigr.RegularizedModel(backbone, **config)
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=False,  # "auto" compiles a plain keras.Model with XLA, slower on this CPU
     )
     return model
 
@@ -94,30 +146,48 @@ def mean_step_seconds(model, x, y, steps):
     return (time.perf_counter() - start) / steps
 
 
+def peak_step_memory_mib(model, x, y, steps=3):
+    """Peak allocator memory of `steps` training steps beyond what was in use before, in MiB."""
+    device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
+    tf.config.experimental.reset_memory_stats(device)
+    before = tf.config.experimental.get_memory_info(device)["current"]
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    return (tf.config.experimental.get_memory_info(device)["peak"] - before) / 2**20
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--only", default="", help="comma-separated variants (keras always runs)")
     args = parser.parse_args()
 
     images, labels, source = load_fashion_mnist("train", source="sample")
     x, y = tf.constant(images[: args.batch]), tf.constant(labels[: args.batch])
-    models = {name: build(config) for name, config in variants().items()}
+    table = variants()
+    names = ["keras", *(n for n in args.only.split(",") if n and n != "keras")] if args.only else table
+    models = {name: build(table[name]) for name in names}
     for model in models.values():
         mean_step_seconds(model, x, y, 3)  # trace and warm up
+    memory = {name: peak_step_memory_mib(model, x, y) for name, model in models.items()}
+    load_before = os.getloadavg()
     timings = {name: [] for name in models}
     for _ in range(args.repeats):
         for name, model in models.items():
             timings[name].append(mean_step_seconds(model, x, y, args.steps))
     medians = {name: statistics.median(values) for name, values in timings.items()}
 
-    print(f"small_cnn on {source}; batch {args.batch}, {args.steps} steps x {args.repeats} repeats")
+    device = "GPU" if tf.config.list_physical_devices("GPU") else f"CPU x{os.cpu_count()}"
+    print(f"small_cnn on {source}; batch {args.batch}, {args.steps} steps x {args.repeats} repeats; {device}")
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {tf.config.threading.get_inter_op_parallelism_threads() or 'default'} inter-op threads")
-    print("\n| variant | ms/step | ratio to plain | target |\n|---|---:|---:|---:|")
+    print(f"load average (1, 5, 15 min) before timing {load_before}, after {os.getloadavg()}")
+    print("\n| variant | ms/step | ratio to keras | peak step memory (MiB) | target |\n|---|---:|---:|---:|---:|")
     for name, seconds in medians.items():
         target = f"<= {TARGETS[name]}x" if name in TARGETS else ""
-        print(f"| {name} | {1000 * seconds:.1f} | {seconds / medians['plain']:.2f}x | {target} |")
+        ratio = seconds / medians["keras"]
+        print(f"| {name} | {1000 * seconds:.1f} | {ratio:.2f}x | {memory[name]:.1f} | {target} |")
 
 
 if __name__ == "__main__":

@@ -25,3 +25,14 @@ def test_mirrored_strategy_on_two_devices_matches_one_device():
     intensity = report["lipschitz_intensity"]
     assert intensity["single"] > 1.0
     np.testing.assert_allclose(intensity["mirrored"], intensity["single"], rtol=1e-5)
+    # The finite-difference estimators (deterministic) give the same training on 1 and 2 devices,
+    # up to float32 round-off amplified by 1/h (a missed replica division would be a factor 2).
+    fd = report["finite_difference"]
+    assert fd["max_weight_difference"] < 2e-3
+    for name in ("loss", "input_gradient", "selective_input_gradient"):
+        np.testing.assert_allclose(fd["mirrored"][name], fd["single"][name], rtol=2e-3)
+    # Random directions and penalty fractions run under the strategy.
+    for name in ("loss", "jacobian", "selective_input_gradient", "igr_rd"):
+        values = report["random_directions_mirrored"][name]
+        assert np.all(np.isfinite(values)) and values[-1] > 0, name
+

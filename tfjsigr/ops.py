@@ -96,6 +96,63 @@ def smooth_saliency(saliency, kernel_size):
     return tf.nn.avg_pool2d(saliency, kernel_size, strides=1, padding="SAME")
 
 
+def random_subset(batch_size, fraction, seed=None):
+    """Indices of ceil(fraction * B) examples drawn without replacement, in random order."""
+    count = tf.cast(tf.math.ceil(fraction * tf.cast(batch_size, tf.float32) - 1e-4), tf.int32)
+    return tf.random.shuffle(tf.range(batch_size), seed=seed)[: tf.maximum(count, 1)]
+
+
+def unit_directions(vectors):
+    """v_b / ||v_b|| per example (0 where v_b = 0), with no gradient flowing through."""
+    vectors = tf.stop_gradient(tf.cast(vectors, tf.float32))
+    norms = tf.sqrt(per_example_squared_norm(vectors))
+    shape = tf.concat([[-1], tf.ones([tf.rank(vectors) - 1], tf.int32)], axis=0)
+    return vectors / tf.reshape(tf.maximum(norms, 1e-12), shape)
+
+
+def tile_batch(tensor, repeats):
+    """`repeats` copies of a batch, stacked along the first axis: (repeats * B, ...)."""
+    tensor = tf.convert_to_tensor(tensor)
+    return tf.tile(tensor, tf.concat([[repeats], tf.ones([tf.rank(tensor) - 1], tf.int32)], axis=0))
+
+
+def gaussian_perturbations(x, directions, step, mask=None, seed=None):
+    """Inputs x + s M u for `directions` draws u ~ N(0, I_d) per example, s = step / sqrt(d).
+
+    Returns:
+        (perturbed inputs (directions * B, ...), blocks of B in draw order; the step s).
+    """
+    x = tf.cast(x, tf.float32)
+    tiled = tile_batch(x, directions)
+    u = tf.random.normal(tf.shape(tiled), seed=seed)
+    if mask is not None:
+        u *= tile_batch(tf.cast(mask, tf.float32), directions)
+    size = tf.cast(tf.reduce_prod(tf.shape(x)[1:]), tf.float32)
+    scaled = step / tf.sqrt(size)
+    return tiled + scaled * u, scaled
+
+
+def squared_difference_quotient(perturbed, clean, step):
+    """Mean over directions of ||(f(x + s u) - f(x)) / s||^2 per example.
+
+    Args:
+        perturbed: f at the perturbed inputs, (n * B, ...) in n blocks of B (or (n * B,)).
+        clean: f at the clean inputs, (B, ...) (or (B,)).
+        step: the step s (a scalar).
+
+    Returns:
+        (B,) float32: ((f(x + s u) - f(x)) / s)^2 for scalar f, the squared L2 norm for vectors,
+        averaged over the n directions.
+    """
+    perturbed, clean = tf.cast(perturbed, tf.float32), tf.cast(clean, tf.float32)
+    directions = tf.shape(perturbed)[0] // tf.shape(clean)[0]
+    quotient = (tf.reshape(perturbed, tf.concat([[directions], tf.shape(clean)], 0)) - clean) / step
+    squared = tf.square(quotient)
+    if clean.shape.rank > 1:
+        squared = tf.reduce_sum(tf.reshape(squared, [directions, tf.shape(clean)[0], -1]), axis=-1)
+    return tf.reduce_mean(squared, axis=0)
+
+
 def batch_mean(values, sample_weight=None):
     """Mean over the batch, weighted the way Keras' `sum_over_batch_size` reduction weights."""
     values = tf.cast(values, tf.float32)

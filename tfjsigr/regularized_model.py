@@ -57,8 +57,12 @@ class RegularizedModel(keras.Model):
 
     Every penalty is computed from one shared forward pass, under a `tf.GradientTape` watching
     the input and nested in the weight tape, so the penalties' own gradients (double backprop)
-    reach the weights. Each penalty's unweighted value is a metric named after it;
-    `task_loss` is the compiled loss alone and `loss` the full objective. `test_step` (and so
+    reach the weights. Finite-difference estimators add perturbed inputs: those chosen before
+    the pass (random directions) are concatenated with the clean batch into that one forward
+    pass when no penalty needs an input gradient; the others (along an input gradient) run as
+    one more batched forward pass after it. Without penalties the step is a plain Keras step.
+    Each penalty's unweighted value is a metric named after it; `task_loss` is the compiled loss
+    alone and `loss` the full objective. `test_step` (and so
     `evaluate` and validation) reports the clean loss and metrics only.
 
     Example:
@@ -130,24 +134,57 @@ class RegularizedModel(keras.Model):
             (logits, {penalty name: unweighted value}).
         """
         x = tf.convert_to_tensor(x, tf.float32)
-        with tf.GradientTape(persistent=True) as input_tape:
-            input_tape.watch(x)
-            y_pred, activations = self._forward(x, training)
-            context = PenaltyContext(self, x, y, y_pred, sample_weight, annotation, training)
-            context.activations = activations
-            for penalty in self._trained_penalties:
-                penalty.add_targets(context)
-        context.compute_gradients(input_tape, self._input_gradient_scale(training))
-        values = {p.name: p.compute(context) for p in self._trained_penalties}
+        penalties = self._trained_penalties
+        if not penalties:
+            return self(x, training=training), {}
+        context = PenaltyContext(self, x, y, None, sample_weight, annotation, training)
+        for penalty in penalties:
+            penalty.add_inputs(context)
+        if any(p.needs_input_gradients for p in penalties):
+            # The perturbed inputs wait for the second pass, so the input backward passes do
+            # not run over them.
+            with tf.GradientTape(persistent=True, watch_accessed_variables=False) as input_tape:
+                input_tape.watch(x)
+                y_pred, activations, _ = self._forward(x, training)
+                context.logits = tf.cast(y_pred, tf.float32)
+                context.activations = activations
+                for penalty in penalties:
+                    penalty.add_targets(context)
+            context.compute_gradients(input_tape, self._input_gradient_scale(training))
+            for penalty in penalties:
+                penalty.add_gradient_inputs(context)
+            perturbed = context.pending_inputs()
+            if perturbed is not None:
+                context.set_input_logits(self(perturbed, training=training))
+        else:
+            # Perturbed inputs chosen before the pass share the clean batch's forward pass.
+            y_pred, context.activations, perturbed_logits = self._forward(
+                x, training, context.pending_inputs()
+            )
+            context.logits = tf.cast(y_pred, tf.float32)
+            if perturbed_logits is not None:
+                context.set_input_logits(perturbed_logits)
+        values = {p.name: p.compute(context) for p in penalties}
         return y_pred, values
 
-    def _forward(self, x, training):
-        """Logits and the activations the penalties asked for, in one forward pass."""
+    def _forward(self, x, training, perturbed=None):
+        """Logits, the activations the penalties asked for, and the logits of `perturbed` inputs.
+
+        Clean and perturbed inputs run as one concatenated batch; the activations are the clean
+        rows'.
+        """
+        batch = x if perturbed is None else tf.concat([x, perturbed], axis=0)
         features = self._feature_model.value
         if features is None:
-            return self(x, training=training), {}
-        outputs = features(x, training=training)
-        return outputs[0], dict(zip(self._activation_names, outputs[1:]))
+            outputs, activations = self(batch, training=training), {}
+        else:
+            outputs = features(batch, training=training)
+            outputs, activations = outputs[0], dict(zip(self._activation_names, outputs[1:]))
+        if perturbed is None:
+            return outputs, activations, None
+        size = tf.shape(x)[0]
+        activations = {name: value[:size] for name, value in activations.items()}
+        return outputs[:size], activations, outputs[size:]
 
     def _input_gradient_scale(self, training):
         """The optimizer's loss scale under float16 training, else None."""

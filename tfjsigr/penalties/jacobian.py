@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from tfjsigr import ops
-from tfjsigr.penalties.penalty import Penalty
+from tfjsigr.penalties.penalty import DOUBLE_BACKPROP, RANDOM_DIRECTIONS, Penalty, estimator_options
 
 EXACT = "exact"
 
@@ -48,20 +48,53 @@ class Jacobian(Penalty):
     uniform on the unit sphere of R^C (one v per example per projection): n extra backward
     passes. `projections="exact"` computes all C rows through the shared forward pass.
 
+    `estimator="random_directions"` needs no input gradient: for n Gaussian input directions
+    u ~ N(0, I_d), E||J u||^2 = ||J||_F^2 and J u ~ (z(x + s u) - z(x)) / s with s = h / sqrt(d);
+    the n * B perturbed inputs run in the clean batch's forward pass.
+
     Args:
         weight: penalty weight lambda_J.
-        projections: number of random projections n >= 1, or "exact".
+        projections: number of random projections n >= 1 (output projections, or input
+            directions with "random_directions"), or "exact" (double backprop only).
+        estimator: "double_backprop" or "random_directions" ("finite_difference" along the
+            gradient has no Frobenius-norm analogue).
+        step: finite-difference step h (L2 length of the perturbation).
+        penalty_fraction: share of each batch the penalty is computed on (unbiased).
         warmup_steps: linear warm-up of the weight, in optimizer steps.
         name: metric name (default "jacobian").
     """
 
     default_name = "jacobian"
 
-    def __init__(self, weight=1.0, projections=1, warmup_steps=0, name=None):
+    def __init__(
+        self,
+        weight=1.0,
+        projections=1,
+        estimator=DOUBLE_BACKPROP,
+        step=0.01,
+        penalty_fraction=1.0,
+        warmup_steps=0,
+        name=None,
+    ):
         super().__init__(weight, warmup_steps, name)
         if projections != EXACT and not _is_positive_integer(projections):
             raise ValueError(f"projections must be a positive integer or 'exact', got {projections!r}")
         self.projections = projections if projections == EXACT else int(projections)
+        if projections == EXACT and estimator != DOUBLE_BACKPROP:
+            raise ValueError("projections='exact' needs estimator='double_backprop'")
+        self.estimator, self.step, _, self.penalty_fraction = estimator_options(
+            estimator, step, 1, penalty_fraction, allowed=(DOUBLE_BACKPROP, RANDOM_DIRECTIONS)
+        )
+
+    @property
+    def needs_input_gradients(self):
+        return self.estimator == DOUBLE_BACKPROP
+
+    def add_inputs(self, context):
+        if self.estimator == RANDOM_DIRECTIONS:
+            x = context.take(context.x, self.penalty_fraction)
+            inputs, context.state[self.name] = ops.gaussian_perturbations(x, self.projections, self.step)
+            context.add_input(self.name, inputs)
 
     def _target_keys(self, num_classes):
         if self.projections == EXACT:
@@ -69,25 +102,40 @@ class Jacobian(Penalty):
         return [f"{self.name}_projection_{mu}" for mu in range(self.projections)]
 
     def add_targets(self, context):
-        logits = context.logits
+        if self.estimator == RANDOM_DIRECTIONS:
+            return
+        logits = context.take(context.logits, self.penalty_fraction)
         num_classes = context.num_classes
         if self.projections == EXACT:
             for c, key in enumerate(self._target_keys(num_classes)):
                 context.add_target(key, lambda c=c: tf.reduce_sum(logits[:, c]))
             return
         for key in self._target_keys(num_classes):
-            v = tf.stop_gradient(ops.random_unit_vectors(context.batch_size, num_classes))
+            v = tf.stop_gradient(ops.random_unit_vectors(tf.shape(logits)[0], num_classes))
             context.add_target(key, lambda v=v: tf.reduce_sum(v * logits))
 
     def per_example(self, context):
-        """||J_b||_F^2 (exact or estimated) per example."""
-        gradients = [context.gradient(k) for k in self._target_keys(context.num_classes)]
+        """||J_b||_F^2 (exact or estimated) per example, for the `penalty_fraction` subset."""
+        if self.estimator == RANDOM_DIRECTIONS:
+            clean = context.take(context.logits, self.penalty_fraction)
+            perturbed = context.input_logits(self.name)
+            return ops.squared_difference_quotient(perturbed, clean, context.state[self.name])
+        gradients = [
+            context.take(context.gradient(k), self.penalty_fraction)
+            for k in self._target_keys(context.num_classes)
+        ]
         if self.projections == EXACT:
             return tf.add_n([ops.per_example_squared_norm(g) for g in gradients])
         return ops.jacobian_frobenius_from_projections(gradients, context.num_classes)
 
     def compute(self, context):
-        return 0.5 * context.mean(self.per_example(context))
+        return 0.5 * context.mean(self.per_example(context), self.penalty_fraction)
 
     def get_config(self):
-        return {**super().get_config(), "projections": self.projections}
+        return {
+            **super().get_config(),
+            "projections": self.projections,
+            "estimator": self.estimator,
+            "step": self.step,
+            "penalty_fraction": self.penalty_fraction,
+        }

@@ -1,8 +1,15 @@
 """Base class of the training penalties and the context they share in one train step."""
 
+import math
+
 import tensorflow as tf
 
 from tfjsigr import ops
+
+DOUBLE_BACKPROP = "double_backprop"
+FINITE_DIFFERENCE = "finite_difference"
+RANDOM_DIRECTIONS = "random_directions"
+ESTIMATORS = (DOUBLE_BACKPROP, FINITE_DIFFERENCE, RANDOM_DIRECTIONS)
 
 
 class PenaltyContext:
@@ -30,7 +37,7 @@ class PenaltyContext:
         self.model = model
         self.x = x
         self.y = y
-        self.logits = tf.cast(logits, tf.float32)
+        self.logits = None if logits is None else tf.cast(logits, tf.float32)
         self.sample_weight = sample_weight
         self.annotation = annotation
         self.training = training
@@ -38,6 +45,10 @@ class PenaltyContext:
         self.state = {}
         self._targets = {}
         self._gradients = {}
+        self._inputs = {}
+        self._input_logits = {}
+        self._pending = []
+        self._subsets = {}
 
     @property
     def num_classes(self):
@@ -45,7 +56,39 @@ class PenaltyContext:
 
     @property
     def batch_size(self):
-        return tf.shape(self.logits)[0]
+        return tf.shape(self.x)[0]
+
+    def take(self, tensor, fraction):
+        """The rows of `tensor` (None passes through) in this step's random subset for `fraction`.
+
+        Every penalty with the same fraction sees the same subset (J-SIGR's components share it).
+        """
+        if tensor is None or fraction >= 1.0:
+            return tensor
+        if fraction not in self._subsets:
+            self._subsets[fraction] = ops.random_subset(self.batch_size, fraction)
+        return tf.gather(tensor, self._subsets[fraction])
+
+    def add_input(self, key, inputs):
+        """Registers a perturbed input batch for the next forward pass (once per key)."""
+        if key not in self._inputs:
+            self._inputs[key] = tf.stop_gradient(tf.cast(inputs, tf.float32))
+
+    def pending_inputs(self):
+        """The registered inputs not yet run, as one concatenated batch (None if there are none)."""
+        pending = [k for k in self._inputs if k not in self._input_logits]
+        self._pending = pending
+        return tf.concat([self._inputs[k] for k in pending], axis=0) if pending else None
+
+    def set_input_logits(self, logits):
+        """Splits the logits of `pending_inputs()`' batch back into the registered keys."""
+        sizes = [tf.shape(self._inputs[k])[0] for k in self._pending]
+        parts = tf.split(tf.cast(logits, tf.float32), tf.stack(sizes), axis=0)
+        self._input_logits.update(zip(self._pending, parts))
+
+    def input_logits(self, key):
+        """Float32 logits of the perturbed inputs registered under `key`."""
+        return self._input_logits[key]
 
     def add_target(self, key, target_fn):
         """Registers `target_fn()` (a scalar) under `key`; call only inside the input tape."""
@@ -74,9 +117,13 @@ class PenaltyContext:
         """The input gradient of the target registered under `key`."""
         return self._gradients[key]
 
-    def mean(self, per_example):
-        """Batch mean of a per-example penalty, weighted like the loss."""
-        return ops.batch_mean(per_example, self.sample_weight)
+    def mean(self, per_example, fraction=1.0):
+        """Batch mean of a per-example penalty, weighted like the loss.
+
+        With `fraction` < 1, `per_example` holds the rows of `take(..., fraction)`: its mean is an
+        unbiased estimate of the full batch mean.
+        """
+        return ops.batch_mean(per_example, self.take(self.sample_weight, fraction))
 
 
 class Penalty:
@@ -84,6 +131,9 @@ class Penalty:
 
     Subclasses implement `add_targets` (inside the input tape: register the scalars whose input
     gradients are needed) and `compute` (after it: return the unweighted batch-mean penalty).
+    Finite-difference estimators also register perturbed inputs (`context.add_input`), either
+    before the forward pass (`add_inputs`: they then share the clean batch's forward pass) or
+    after the input gradients (`add_gradient_inputs`: one more batched forward pass).
 
     Args:
         weight: multiplier of the penalty in the training objective.
@@ -111,6 +161,17 @@ class Penalty:
         ramp = (tf.cast(step, tf.float32) + 1.0) / float(self.warmup_steps)
         return self.weight * tf.minimum(ramp, 1.0)
 
+    @property
+    def needs_input_gradients(self):
+        """Whether `add_targets` registers input-gradient targets (an input tape is needed)."""
+        return True
+
+    def add_inputs(self, context):
+        """Before the forward pass: registers perturbed inputs that do not depend on the model."""
+
+    def add_gradient_inputs(self, context):
+        """After the input gradients: registers perturbed inputs that depend on them."""
+
     def activation_layers(self, backbone):
         """Names of the backbone layers whose outputs this penalty needs (default none)."""
         return []
@@ -136,3 +197,36 @@ class Penalty:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
+
+
+
+def estimator_options(estimator, step, directions, penalty_fraction, allowed=ESTIMATORS):
+    """Validated (estimator, step, directions, penalty_fraction) of a penalty.
+
+    Finlay & Oberman (arXiv 1905.11468) replace the double backward pass by finite differences:
+
+    - "double_backprop": the exact penalty, differentiated through the input gradient.
+    - "finite_difference": along the stopped, normalised input gradient d = g/||g||,
+      ||g|| = g.d ~ (L(x + h d) - L(x)) / h, so ||g||^2 ~ ((L(x + h d) - L(x)) / h)^2: one
+      first-order input gradient and one more forward pass; bias O(h), no variance.
+    - "random_directions": for u ~ N(0, I_d), E[(g.u)^2] = ||g||^2 and E||J u||^2 = ||J||_F^2,
+      g.u and J u taken by the same finite differences; the step along u is h / sqrt(d), so each
+      perturbation has L2 length about h. Unbiased up to O(h); relative variance 2 per direction
+      for a rank-1 g g^T, averaged over `directions` draws.
+
+    `penalty_fraction` < 1 computes the penalty on a random subset of ceil(fraction * B) examples
+    of each batch: an unbiased estimate of the batch mean.
+
+    Raises:
+        ValueError: an unknown estimator, step <= 0, directions < 1 or a fraction outside (0, 1].
+    """
+    if estimator not in allowed:
+        raise ValueError(f"estimator must be one of {allowed}, got {estimator!r}")
+    step, fraction = float(step), float(penalty_fraction)
+    if not (math.isfinite(step) and step > 0):
+        raise ValueError(f"step must be a positive number, got {step!r}")
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"penalty_fraction must be in (0, 1], got {penalty_fraction!r}")
+    if isinstance(directions, bool) or not float(directions) == int(directions) >= 1:
+        raise ValueError(f"directions must be a whole number >= 1, got {directions!r}")
+    return estimator, step, int(directions), fraction

@@ -7,8 +7,18 @@ import keras
 import tensorflow as tf
 
 from tfjsigr import ops
-from tfjsigr.penalties.input_gradient import CROSS_ENTROPY, cross_entropy_target
-from tfjsigr.penalties.penalty import Penalty
+from tfjsigr.penalties.input_gradient import (
+    CROSS_ENTROPY,
+    cross_entropy_target,
+    finite_difference_penalty,
+)
+from tfjsigr.penalties.penalty import (
+    DOUBLE_BACKPROP,
+    FINITE_DIFFERENCE,
+    RANDOM_DIRECTIONS,
+    Penalty,
+    estimator_options,
+)
 
 SELF_TOPK = "self_topk"
 PERTURBATION = "perturbation"
@@ -59,6 +69,16 @@ class SelectiveInputGradient(Penalty):
     - "annotation": the user's mask (1 = gradient suppressed, 0 = free), fed with the data as
       `x = {"image": images, "annotation_mask": masks}` (same shape as the images).
 
+    Estimators (g = d CE / dx, M the stopped mask):
+
+    - "double_backprop": ||M g||^2 exactly, differentiated through g.
+    - "finite_difference": along w = M (M g) / ||M g|| (stopped), g.w = ||M g||, so
+      ||M g||^2 ~ ((CE(x + h w) - CE(x)) / h)^2. It reuses the first-order CE gradient the
+      perturbation mask is taken from.
+    - "random_directions": E[(g . (M u))^2] = ||M g||^2 for u ~ N(0, I_d), with
+      g . (M u) ~ (CE(x + s M u) - CE(x)) / s, s = h / sqrt(d). Needs no input gradient with
+      the annotation mask (the perturbed inputs then share the clean forward pass).
+
     Args:
         weight: penalty weight lambda_S.
         mask: "self_topk", "perturbation" or "annotation".
@@ -66,6 +86,10 @@ class SelectiveInputGradient(Penalty):
         smoothing: box-filter size applied to the saliency before the top-k (1: none).
         smoothgrad_samples: noisy copies for SmoothGrad in the self_topk mask (0: plain gradient).
         smoothgrad_noise: standard deviation of SmoothGrad's noise.
+        estimator: "double_backprop", "finite_difference" or "random_directions".
+        step: finite-difference step h (L2 length of the perturbation).
+        directions: Gaussian directions per example ("random_directions").
+        penalty_fraction: share of each batch the penalty is computed on (unbiased).
         warmup_steps: linear warm-up of the weight, in optimizer steps.
         name: metric name (default "selective_input_gradient").
     """
@@ -80,6 +104,10 @@ class SelectiveInputGradient(Penalty):
         smoothing=1,
         smoothgrad_samples=0,
         smoothgrad_noise=0.1,
+        estimator=DOUBLE_BACKPROP,
+        step=0.01,
+        directions=1,
+        penalty_fraction=1.0,
         warmup_steps=0,
         name=None,
     ):
@@ -95,8 +123,43 @@ class SelectiveInputGradient(Penalty):
         self.smoothing = _whole_number(smoothing, "smoothing", 1)
         self.smoothgrad_samples = _whole_number(smoothgrad_samples, "smoothgrad_samples", 0)
         self.smoothgrad_noise = float(smoothgrad_noise)
+        self.estimator, self.step, self.directions, self.penalty_fraction = estimator_options(
+            estimator, step, directions, penalty_fraction
+        )
+
+    @property
+    def _early(self):
+        """Random directions with a mask known before the forward pass."""
+        return self.estimator == RANDOM_DIRECTIONS and self.mask == ANNOTATION
+
+    @property
+    def needs_input_gradients(self):
+        return not self._early
+
+    def add_inputs(self, context):
+        if self._early:
+            self._add_gaussian_inputs(context)
+
+    def _add_gaussian_inputs(self, context):
+        x = context.take(context.x, self.penalty_fraction)
+        inputs, context.state[self.name] = ops.gaussian_perturbations(
+            x, self.directions, self.step, mask=self.suppression_mask(context)
+        )
+        context.add_input(self.name, inputs)
+
+    def add_gradient_inputs(self, context):
+        if self.estimator == RANDOM_DIRECTIONS and not self._early:
+            self._add_gaussian_inputs(context)
+        elif self.estimator == FINITE_DIFFERENCE:
+            mask = self.suppression_mask(context)
+            gradient = context.take(context.gradient(CROSS_ENTROPY), self.penalty_fraction)
+            direction = mask * ops.unit_directions(mask * gradient)
+            context.add_input(self.name, context.take(context.x, self.penalty_fraction) + self.step * direction)
+            context.state[self.name] = self.step
 
     def add_targets(self, context):
+        if self._early:
+            return
         context.add_target(CROSS_ENTROPY, cross_entropy_target(context))
         if self.mask == SELF_TOPK and self.smoothgrad_samples == 0:
             context.add_target(
@@ -105,38 +168,53 @@ class SelectiveInputGradient(Penalty):
             )
 
     def saliency(self, context):
-        """The (stopped) saliency the top-k mask is taken from."""
+        """The (stopped) saliency the top-k mask is taken from, for the penalty's subset."""
+        fraction = self.penalty_fraction
         if self.mask == PERTURBATION:
-            saliency = tf.abs(context.gradient(CROSS_ENTROPY))
+            saliency = tf.abs(context.take(context.gradient(CROSS_ENTROPY), fraction))
         elif self.smoothgrad_samples:
             saliency = smoothgrad_saliency(
                 lambda x: context.model(x, training=False),
-                context.x,
-                context.y,
+                context.take(context.x, fraction),
+                context.take(context.y, fraction),
                 self.smoothgrad_samples,
                 self.smoothgrad_noise,
             )
         else:
-            saliency = tf.abs(context.gradient(TRUE_LOGIT))
+            saliency = tf.abs(context.take(context.gradient(TRUE_LOGIT), fraction))
         if self.smoothing > 1 and saliency.shape.rank == 4:
             saliency = ops.smooth_saliency(saliency, self.smoothing)
         return tf.stop_gradient(saliency)
 
     def suppression_mask(self, context):
-        """M: 1 on the features whose input gradients are penalized."""
+        """M: 1 on the features whose input gradients are penalized (memoized per step)."""
+        key = f"{self.name}_mask"
+        if key not in context.state:
+            context.state[key] = self._suppression_mask(context)
+        return context.state[key]
+
+    def _suppression_mask(self, context):
         if self.mask == ANNOTATION:
             if context.annotation is None:
                 raise ValueError(
                     "mask='annotation' needs the data to carry masks: feed "
                     "x={'image': images, 'annotation_mask': masks}"
                 )
-            return tf.cast(context.annotation, tf.float32)
+            return tf.cast(context.take(context.annotation, self.penalty_fraction), tf.float32)
         return ops.top_k_mask(self.saliency(context), self.top_k)
 
     def compute(self, context):
-        return selective_input_gradient_penalty(
-            context.gradient(CROSS_ENTROPY), self.suppression_mask(context), context.sample_weight
-        )
+        fraction = self.penalty_fraction
+        weights = context.take(context.sample_weight, fraction)
+        if self.estimator == DOUBLE_BACKPROP:
+            gradient = context.take(context.gradient(CROSS_ENTROPY), fraction)
+            return selective_input_gradient_penalty(gradient, self.suppression_mask(context), weights)
+        y = context.take(context.y, fraction)
+        clean = ops.per_example_cross_entropy(y, context.take(context.logits, fraction))
+        perturbed_logits = context.input_logits(self.name)
+        repeats = tf.shape(perturbed_logits)[0] // tf.shape(clean)[0]
+        perturbed = ops.per_example_cross_entropy(ops.tile_batch(y, repeats), perturbed_logits)
+        return finite_difference_penalty(perturbed, clean, context.state[self.name], weights)
 
     def get_config(self):
         return {
@@ -146,4 +224,8 @@ class SelectiveInputGradient(Penalty):
             "smoothing": self.smoothing,
             "smoothgrad_samples": self.smoothgrad_samples,
             "smoothgrad_noise": self.smoothgrad_noise,
+            "estimator": self.estimator,
+            "step": self.step,
+            "directions": self.directions,
+            "penalty_fraction": self.penalty_fraction,
         }
