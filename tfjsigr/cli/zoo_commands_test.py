@@ -168,9 +168,11 @@ def test_list_and_verify_a_malformed_index(tmp_path, index, expected):
 def test_list_shows_an_entry_without_a_creation_time(tmp_path):
     (tmp_path / "index.json").write_text('{"entries": [{"name": "jr", "version": 2}]}')
     result = run("zoo", "list", tmp_path)
+    # clean, AutoAttack, PGD-20 and ||J||_F unknown: one dash each.
     assert result.exit_code == 0 and result.output.splitlines()[-1].split() == [
         "jr",
         "2",
+        "-",
         "-",
         "-",
         "-",
