@@ -18,7 +18,7 @@ import pkgutil
 import tfjsigr
 
 names = [m.name for m in pkgutil.walk_packages(tfjsigr.__path__, "tfjsigr.")]
-library = [n for n in names if not n.endswith("_test")]
+library = [n for n in names if not n.endswith(("_test", ".conftest"))]  # Tests need pytest.
 for name in library:
     importlib.import_module(name)
 print(f"imported {len(library)} modules from {tfjsigr.__file__}")

@@ -193,6 +193,16 @@ def load_recipe(path):
         FileNotFoundError: the file does not exist.
         ValueError: malformed TOML or an invalid recipe (one line naming file and key).
     """
+    return parse_recipe(read_recipe_file(path), source=str(path))
+
+
+def read_recipe_file(path):
+    """A recipe file's TOML data, its name defaulting to the file's stem (not yet validated).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: malformed TOML (one line naming the file).
+    """
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"recipe not found: {path}")
@@ -201,7 +211,7 @@ def load_recipe(path):
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: malformed TOML ({error})") from None
     data.setdefault("name", path.stem)
-    return parse_recipe(data, source=str(path))
+    return data
 
 
 def parse_recipe(data, source="<dict>"):

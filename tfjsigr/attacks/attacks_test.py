@@ -10,18 +10,6 @@ from tfjsigr.evaluation import testing
 EPS = 0.1
 
 
-@pytest.fixture(scope="module")
-def setup():
-    model = testing.tiny_model()
-    _, _, x, y = testing.sample_data()
-    x, y = x[:100], y[:100]
-
-    def model_fn(v):
-        return model(v, training=False)
-
-    return model_fn, x, y, testing.accuracy(model_fn, x, y)
-
-
 LINF_ATTACKS = {
     "fgsm": lambda f, x, y: attacks.fast_gradient_method(f, x, y, EPS),
     "pgd": lambda f, x, y: attacks.projected_gradient_descent(f, x, y, EPS, 0.025, 10, seed=0),

@@ -15,18 +15,6 @@ apgd = importlib.import_module("tfjsigr.attacks.auto_projected_gradient_descent"
 STEPS = 20
 
 
-@pytest.fixture(scope="module")
-def setup():
-    model = testing.tiny_model()
-    _, _, x, y = testing.sample_data()
-    x, y = x[:100], y[:100]
-
-    def model_fn(v):
-        return model(v, training=False)
-
-    return model_fn, x, y, testing.accuracy(model_fn, x, y)
-
-
 def _attack(name, model_fn, x, y, eps, norm, **kwargs):
     if name == "targeted":
         return apgd.auto_projected_gradient_descent_targeted(

@@ -13,18 +13,6 @@ from tfjsigr.attacks.projected_gradient_descent import projected_gradient_descen
 from tfjsigr.evaluation import testing
 
 
-@pytest.fixture(scope="module")
-def setup():
-    model = testing.tiny_model()
-    _, _, x, y = testing.sample_data()
-    x, y = x[:100], y[:100]
-
-    def model_fn(v):
-        return model(v, training=False)
-
-    return model_fn, x, y, testing.accuracy(model_fn, x, y)
-
-
 def _norms(delta, norm):
     flat = np.asarray(delta).reshape(len(delta), -1)
     return np.abs(flat).max(axis=1) if norm == np.inf else np.sqrt(np.sum(flat**2, axis=1))

@@ -11,18 +11,6 @@ from tfjsigr.evaluation import testing
 HEIGHT = WIDTH = 28
 
 
-@pytest.fixture(scope="module")
-def setup():
-    model = testing.tiny_model()
-    _, _, x, y = testing.sample_data()
-    x, y = x[:100], y[:100]
-
-    def model_fn(v):
-        return model(v, training=False)
-
-    return model_fn, x, y, testing.accuracy(model_fn, x, y)
-
-
 def _recording_model(batch):
     """A never-fooled model recording, per proposal, where it differs from the initial point."""
     calls = tf.Variable(0)

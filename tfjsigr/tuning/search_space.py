@@ -19,14 +19,7 @@ not take is a one-line ValueError naming the `[tune]` key.
 import copy
 import dataclasses
 import math
-import pathlib
 import re
-import sys
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 _SPEC_KEYS = {"low", "high", "log", "step", "choices"}
 _PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)((?:\[\d+\])*)")
@@ -94,15 +87,9 @@ class SearchSpace:
 
 def load_search_space(path):
     """The `SearchSpace` of a recipe file; ValueError (one line) if it has no valid `[tune]`."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"recipe not found: {path}")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: malformed TOML ({error})") from None
-    data.setdefault("name", path.stem)
-    return parse_search_space(data, source=str(path))
+    from tfjsigr import recipes
+
+    return parse_search_space(recipes.read_recipe_file(path), source=str(path))
 
 
 def parse_search_space(data, source="<dict>"):
