@@ -61,10 +61,11 @@ def in_process_seconds(session, batches):
     return time.perf_counter() - start
 
 
-def start_server(zoo, port, grpc_port):
+def start_server(zoo, port, grpc_port, backend="onnx"):
+    """`tfjsigr serve` in a subprocess, once it answers /healthz."""
     code = "from tfjsigr.cli import main; main()"
     args = [sys.executable, "-c", code, "serve", str(zoo), "--port", str(port),
-            "--grpc-port", str(grpc_port), "--backend", "onnx", "--poll-seconds", "0"]
+            "--grpc-port", str(grpc_port), "--backend", backend, "--poll-seconds", "0"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 180

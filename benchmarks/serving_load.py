@@ -19,9 +19,7 @@ import argparse
 import concurrent.futures
 import http.client
 import json
-import os
 import pathlib
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +29,7 @@ import numpy as np
 import psutil
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from serving import start_server  # benchmarks/serving.py, beside this script
 from tfjsigr.serving import protocol, testing, versions
 
 IMAGES = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
@@ -120,25 +119,6 @@ def run_client(rest_port, grpc_port, work, deadline):
     connection.close()
     channel.close()
     return results
-
-
-def start_server(zoo, rest_port, grpc_port, backend):
-    code = "from tfjsigr.cli import main; main()"
-    args = [sys.executable, "-c", code, "serve", str(zoo), "--port", str(rest_port),
-            "--grpc-port", str(grpc_port), "--backend", backend, "--poll-seconds", "0"]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=5)
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                return process
-        except OSError:
-            time.sleep(0.3)
-    process.kill()
-    raise RuntimeError("the server did not start")
 
 
 def main():
