@@ -427,7 +427,7 @@ def leaderboard(evaluations, eps=0.1):
                 "autoattack_samples": report.get("headline", {}).get("samples"),
                 "pgd": find_record(report["robust_accuracy"], "pgd", eps),
                 "fgsm": find_record(report["robust_accuracy"], "fgsm", eps),
-                "square": _square_accuracy(guards, eps),
+                "square": square_accuracy(guards, eps),
                 "uap": find_record(report["uap"], "sgd_uap", eps),
                 "ara": report["ara"]["value"],
                 "jacobian_norm": report["jacobian_norm"]["value"],
@@ -450,7 +450,8 @@ def leaderboard(evaluations, eps=0.1):
     }
 
 
-def _square_accuracy(guards, eps):
+def square_accuracy(guards, eps):
+    """The black-box guard's Square accuracy at eps (None where it did not run)."""
     comparisons = guards.get("black_box", {}).get("comparisons", [])
     return next((c["square_accuracy"] for c in comparisons if np.isclose(c["eps"], eps)), None)
 

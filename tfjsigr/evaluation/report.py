@@ -4,7 +4,7 @@ import pathlib
 
 import numpy as np
 
-from tfjsigr.evaluation.evaluate import find_record
+from tfjsigr.evaluation.evaluate import find_record, square_accuracy
 from tfjsigr.zoo.card import write_json_atomic
 
 REPORT_JSON = "report.json"
@@ -47,14 +47,7 @@ def card_section(report, report_path=None, training=None):
         "n_examples": headline["samples"],
         "seed": headline["seed"],
         "pgd20_acc": find_record(report["robust_accuracy"], "pgd", eps),
-        "square_acc": next(
-            (
-                c["square_accuracy"]
-                for c in guards.get("black_box", {}).get("comparisons", [])
-                if np.isclose(c["eps"], eps)
-            ),
-            None,
-        ),
+        "square_acc": square_accuracy(guards, eps),
         "training": training,
         "reliable": guards.get("reliable"),
         "failed_guards": guards.get("failed", []),
