@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 demo: venv
-	$(BIN)/python -m tfjsigr.demo
+	$(BIN)/python -m tfjsigr.pipeline.demo
 
 # The default zoo (plain, igr, jr, jsigr, fgsm_rs, pgd_at) on Fashion-MNIST, quick settings.
 zoo: venv

@@ -26,9 +26,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfjsigr import RegularizedModel, robustness
+from tfjsigr import RegularizedModel
 from tfjsigr.architectures import small_cnn
 from tfjsigr.data import load_fashion_mnist, make_dataset
+from tfjsigr.evaluation import metrics as robustness
 from tfjsigr.penalties import JSIGR, InputGradient, Jacobian, SelectiveInputGradient
 
 EPS, PGD_STEP, PGD_STEPS, SEED = 0.1, 0.01, 20, 0

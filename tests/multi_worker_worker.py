@@ -7,7 +7,8 @@ import sys
 
 import numpy as np
 
-from tfjsigr import recipes, training
+from tfjsigr.pipeline import recipes
+from tfjsigr.pipeline import runs as training
 
 RECIPE = {
     "name": "multi_worker",

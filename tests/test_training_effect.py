@@ -4,9 +4,9 @@ import keras
 import pytest
 
 import tfjsigr
-from tfjsigr import robustness
 from tfjsigr.architectures import small_cnn
 from tfjsigr.data import load_fashion_mnist
+from tfjsigr.evaluation import metrics
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +44,10 @@ def test_regularized_model_has_smaller_jacobian_and_input_gradients_than_its_twi
 ):
     x, y, x_test, y_test = data
     regularized = train([penalty], x, y)
-    plain_jacobian = robustness.mean_jacobian_norm(plain, x_test)
-    regularized_jacobian = robustness.mean_jacobian_norm(regularized, x_test)
-    plain_gradient = robustness.mean_input_gradient_norm(plain, x_test, y_test)
-    regularized_gradient = robustness.mean_input_gradient_norm(regularized, x_test, y_test)
+    plain_jacobian = metrics.mean_jacobian_norm(plain, x_test)
+    regularized_jacobian = metrics.mean_jacobian_norm(regularized, x_test)
+    plain_gradient = metrics.mean_input_gradient_norm(plain, x_test, y_test)
+    regularized_gradient = metrics.mean_input_gradient_norm(regularized, x_test, y_test)
     print(
         f"{penalty.name}: ||J||_F {regularized_jacobian:.3f} vs plain {plain_jacobian:.3f}; "
         f"||dCE/dx|| {regularized_gradient:.4f} vs plain {plain_gradient:.4f}"
@@ -55,4 +55,4 @@ def test_regularized_model_has_smaller_jacobian_and_input_gradients_than_its_twi
     assert regularized_jacobian < 0.8 * plain_jacobian
     assert regularized_gradient < 0.8 * plain_gradient
     # Still a classifier: well above the 10% of chance on the test images.
-    assert robustness.accuracy(regularized, x_test, y_test) > 0.5
+    assert metrics.accuracy(regularized, x_test, y_test) > 0.5

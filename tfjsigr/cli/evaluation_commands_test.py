@@ -3,13 +3,14 @@
 import json
 import pathlib
 import shutil
+import types
 
 import pytest
 from click.testing import CliRunner
 
-from tfjsigr.cli import cli, evaluation_commands
+from tfjsigr.cli import cli
 from tfjsigr.cli.testing import assert_one_line_error, run
-from tfjsigr.evaluation import testing
+from tfjsigr.evaluation import runner, testing
 from tfjsigr.zoo.card import read_card, write_json_atomic
 
 
@@ -122,7 +123,7 @@ def test_unreadable_card_fails_before_the_evaluation(zoo_dir, tmp_path, content)
     assert not (tmp_path / "report").exists()
 
 
-def test_card_updates_say_what_they_replace(tmp_path, monkeypatch, capsys):
+def test_card_updates_say_what_they_replace(tmp_path, monkeypatch):
     entry = tmp_path / "jsigr"
     entry.mkdir()
     write_json_atomic(entry / "card.json", {"name": "jsigr", "robustness": {"samples": 1000}})
@@ -132,10 +133,8 @@ def test_card_updates_say_what_they_replace(tmp_path, monkeypatch, capsys):
     )
     report = {"models": [{"name": "jsigr"}, {"name": "no card"}]}
     entries = {"jsigr": entry, "no card": tmp_path / "absent"}
-    evaluation_commands._update_cards(entries, report, tmp_path / "report.json")
-    assert capsys.readouterr().out == (
-        f"updated {entry / 'card.json'}: robustness on 10 test images (was 1000)\n"
-    )
+    lines = runner.update_cards(entries, report, tmp_path / "report.json")
+    assert lines == [f"updated {entry / 'card.json'}: robustness on 10 test images (was 1000)"]
     assert read_card(entry)["robustness"] == {"samples": 10}
 
 
@@ -186,7 +185,7 @@ def test_an_unwritable_report_folder_is_refused_before_the_evaluation(
     def read_only(dir):
         raise PermissionError(13, "Permission denied", dir)
 
-    monkeypatch.setattr(evaluation_commands.tempfile, "TemporaryFile", read_only)
+    monkeypatch.setattr(runner.tempfile, "TemporaryFile", read_only)
     result = run("evaluate", zoo_dir / "plain", "--samples", 10, "--out", tmp_path / "r")
     assert_one_line_error(result, f"cannot write in {tmp_path} (", only_line=True)
 
@@ -195,9 +194,15 @@ def test_an_unwritable_report_folder_is_refused_before_the_evaluation(
 def evaluations(monkeypatch):
     """The arguments of each evaluation the commands start (none runs)."""
     calls = []
-    monkeypatch.setattr(
-        evaluation_commands, "_run", lambda *arguments, **_: calls.append(arguments)
-    )
+
+    def evaluate_saved(models, out, **_):
+        calls.append((models, out))
+        return types.SimpleNamespace(
+            card_updates=[], leaderboard_lines=list, json_path="r.json", markdown_path="r.md",
+            seconds=0.0,
+        )  # fmt: skip
+
+    monkeypatch.setattr(runner, "evaluate_saved", evaluate_saved)
     return calls
 
 
@@ -208,7 +213,7 @@ def test_a_model_keras_is_named_after_its_folder(zoo_dir, tmp_path, monkeypatch,
     monkeypatch.chdir(run_dir)
     for model in (zoo_dir / "plain" / "model.keras", "."):
         assert run("evaluate", model).exit_code == 0
-    [(plain_paths, _, plain_out, *_), (jr_paths, _, jr_out, *_)] = evaluations
+    [(plain_paths, plain_out), (jr_paths, jr_out)] = evaluations
     assert list(plain_paths) == ["plain"] and plain_out == pathlib.Path("evaluation/plain")
     assert list(jr_paths) == ["jr"] and jr_out == pathlib.Path("evaluation/jr")
 
@@ -223,7 +228,7 @@ def test_evaluate_refuses_a_zoo_and_a_default_report_inside_an_entry(
         assert_one_line_error(result, f"use `tfjsigr zoo evaluate {zoo}`", only_line=True)
     monkeypatch.chdir(zoo_dir / "plain")
     result = run("evaluate", ".")
-    expected = "the default --out evaluation/plain lies inside the zoo entry"
+    expected = "the default report folder evaluation/plain lies inside the zoo entry"
     assert_one_line_error(result, expected, only_line=True)
     assert not evaluations
 
@@ -237,7 +242,7 @@ def test_transfer_sources_get_unique_meaningful_names(tmp_path):
     sources = ["zoo/plain", "other/plain", "zoo/jsigr/model.keras", "zoo/igr/model.keras",
                "a.keras", "zoo/a.keras", "zoo/plain"]  # fmt: skip
     paths = [str(tmp_path / source) for source in sources]
-    names = evaluation_commands._transfer_source_names(paths, taken={"plain"})
+    names = runner.transfer_source_names(paths, taken={"plain"})
     assert list(names) == [
         "zoo/plain (extra)",
         "other/plain (extra)",

@@ -114,5 +114,5 @@ def test_explain_refuses_to_overwrite_its_input_image(files, tmp_path, monkeypat
     image.write_bytes((files / "image.png").read_bytes())
     monkeypatch.chdir(tmp_path)
     result = run("explain", files, image, "--target", 0, "--out", "in.png")
-    assert_one_line_error(result, "--out in.png is the input image", only_line=True)
+    assert_one_line_error(result, "out in.png is the input image", only_line=True)
     assert image.read_bytes() == (files / "image.png").read_bytes()

@@ -2,16 +2,14 @@
 
 import ipaddress
 import math
-import urllib.parse
 
 import click
-import numpy as np
 
 from tfjsigr.cli.errors import user_errors
 from tfjsigr.cli.group import cli
-from tfjsigr.cli.images import read_images
+from tfjsigr.serving.backends import BACKENDS
+from tfjsigr.zoo.layout import DEFAULT_ZOO_DIR
 
-DEFAULT_ZOO_DIR = "zoo"
 DEFAULT_OUT_DIR = "serving"
 MAX_BODY_MB = 4096
 MAX_TIMEOUT_S = 3600
@@ -33,7 +31,7 @@ def _absolute_base_path(ctx, param, value):
 
 
 @serving.command("config")
-@click.argument("zoo", type=click.Path(file_okay=False), default=DEFAULT_ZOO_DIR)
+@click.argument("zoo", type=click.Path(file_okay=False), default=str(DEFAULT_ZOO_DIR))
 @click.option("--out", type=click.Path(file_okay=False), default=DEFAULT_OUT_DIR, show_default=True,
               help="Folder for models.config, batching/monitoring configs, docker-compose.yml.")  # fmt: skip
 @click.option("--base-path", default="/models", show_default=True, callback=_absolute_base_path,
@@ -82,11 +80,13 @@ def _check_seconds(ctx, param, value):
 
 
 @serving.command("check")
-@click.argument("config", type=click.Path(dir_okay=False), default=f"{DEFAULT_OUT_DIR}/models.config")
+@click.argument("config", type=click.Path(dir_okay=False), required=False)
 def serving_check(config):
-    """Validate a models.config (ModelServerConfig text proto) as TF Serving parses it."""
+    """Validate a models.config (ModelServerConfig text proto; default: serving/models.config)
+    as TF Serving parses it."""
     from tfjsigr.serving import config as config_lib
 
+    config = config or f"{DEFAULT_OUT_DIR}/{config_lib.MODELS_CONFIG}"
     with user_errors():
         parsed = config_lib.load_model_server_config(config)
     names = [entry.name for entry in parsed.model_config_list.config]
@@ -94,14 +94,14 @@ def serving_check(config):
 
 
 @cli.command()
-@click.argument("zoo", type=click.Path(file_okay=False), default=DEFAULT_ZOO_DIR)
+@click.argument("zoo", type=click.Path(file_okay=False), default=str(DEFAULT_ZOO_DIR))
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind; anything but loopback exposes the models to the network.")  # fmt: skip
 @click.option("--port", type=click.IntRange(0, 65535), default=8501, show_default=True,
               help="REST port; 0 picks a free one (the URL printed holds it).")  # fmt: skip
 @click.option("--grpc-port", type=click.IntRange(0, 65535), default=8500, show_default=True,
               help="gRPC port (TF Serving's gRPC API); 0 picks a free one.")  # fmt: skip
-@click.option("--backend", type=click.Choice(["savedmodel", "onnx"]), default="savedmodel",
+@click.option("--backend", type=click.Choice(BACKENDS), default="savedmodel",
               show_default=True, help="Run the SavedModels with TensorFlow or onnxruntime.")  # fmt: skip
 @click.option("--poll-seconds", type=click.FloatRange(0), default=1.0, show_default=True,
               help="How often to look for new version directories (0: never).")  # fmt: skip
@@ -158,52 +158,6 @@ def _is_loopback(host):
         return False
 
 
-def _parse_model_url(url):
-    from tfjsigr.serving.protocol import parse_model_url_path
-
-    expected = ("expected http://HOST:PORT/v1/models/NAME[/versions/V|/labels/L] "
-                "(or grpc://HOST:PORT/v1/models/NAME...)")
-    try:
-        parsed = urllib.parse.urlsplit(url)
-        parsed.port  # noqa: B018 (raises ValueError for a port out of range)
-    except ValueError as error:
-        raise click.ClickException(f"--url {url!r}: {error}; {expected}") from None
-    model = parse_model_url_path(parsed.path)
-    if parsed.scheme not in ("http", "https", "grpc") or not parsed.netloc or model is None:
-        raise click.ClickException(f"{url!r}: {expected}")
-    return f"{parsed.scheme}://{parsed.netloc}", *model
-
-
-def _image_input(metadata, url):
-    """(name, (H, W, C)) of the served model's one image input."""
-    signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
-    try:
-        ((name, tensor),) = signature["inputs"].items()
-        shape = tuple(int(d["size"]) for d in tensor["tensor_shape"]["dim"])[1:]
-    except (ValueError, KeyError, TypeError):
-        shape = ()
-    if len(shape) != 3 or min(shape) < 1:
-        raise click.ClickException(
-            f"{url}: the served model does not take one batch of images of known size"
-        )
-    return name, shape
-
-
-def _probabilities(outputs, rows, url):
-    probabilities = outputs.get("probabilities")
-    if probabilities is None:
-        raise click.ClickException(
-            f"{url}: the served model has no 'probabilities' output (it has {', '.join(outputs)})"
-        )
-    if probabilities.ndim != 2 or len(probabilities) != rows:
-        raise click.ClickException(
-            f"{url}: expected probabilities of shape [{rows}, classes], got {list(probabilities.shape)}"
-        )
-    if not np.all(np.isfinite(probabilities)):
-        raise click.ClickException(f"{url}: the served model answered NaN or infinite probabilities")
-    return probabilities
-
-
 @cli.command()
 @click.option("--url", required=True,
               help="http://HOST:PORT/v1/models/NAME[/versions/V|/labels/L] (grpc:// for gRPC).")  # fmt: skip
@@ -220,19 +174,9 @@ def predict(url, images):
       tfjsigr predict --url http://127.0.0.1:8501/v1/models/jsigr/labels/stable batch.npy
     """
     from tfjsigr.data.fashion_mnist import CLASS_NAMES
-    from tfjsigr.serving import Client
+    from tfjsigr.serving import client
 
-    base, name, version, label = _parse_model_url(url)
-    with user_errors(), Client(base) as client:
-        input_name, shape = _image_input(client.metadata(name, version, label), url)
-        batches = [(path, read_images(path, shape)) for path in images]
-        batch = np.concatenate([b for _, b in batches])
-        outputs = client.predict(name, batch, version, label, input_name=input_name)
-        probabilities = _probabilities(outputs, len(batch), url)
-    row = 0
-    for path, images_in_file in batches:
-        for index in range(len(images_in_file)):
-            best = int(probabilities[row].argmax())
-            label_name = CLASS_NAMES[best] if len(CLASS_NAMES) == probabilities.shape[1] else best
-            click.echo(f"{path}\t{index}\t{label_name}\t{probabilities[row, best]:.4f}")
-            row += 1
+    with user_errors():
+        rows = client.classify_files(url, images, class_names=CLASS_NAMES)
+    for path, index, label_name, probability in rows:
+        click.echo(f"{path}\t{index}\t{label_name}\t{probability:.4f}")

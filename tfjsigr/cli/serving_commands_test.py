@@ -269,8 +269,8 @@ def test_serve_refuses_timeouts_out_of_range(tmp_path, option, value):
 
 
 def test_predict_refuses_a_npy_bomb_and_out_of_memory_in_one_line(tmp_path, monkeypatch):
-    from tfjsigr.cli import serving_commands
-    from tfjsigr.cli.images_test import write_npy_header
+    from tfjsigr.data import image_files
+    from tfjsigr.data.image_files_test import write_npy_header
 
     bomb = write_npy_header(tmp_path / "bomb.npy", (10**8, 28, 28, 1))
     with testing.answering_server(lambda path: testing.metadata_answer()) as url:
@@ -280,6 +280,6 @@ def test_predict_refuses_a_npy_bomb_and_out_of_memory_in_one_line(tmp_path, monk
         def exhausted(path, shape):
             raise MemoryError("Unable to allocate 291. GiB")
 
-        monkeypatch.setattr(serving_commands, "read_images", exhausted)
+        monkeypatch.setattr(image_files, "read_images", exhausted)
         result = run("predict", "--url", f"{url}/v1/models/tiny", bomb)
     assert_one_line_error(result, "out of memory (Unable to allocate 291. GiB)", only_line=True)

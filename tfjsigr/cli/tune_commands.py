@@ -1,15 +1,11 @@
 """`tfjsigr tune RECIPE`: multi-objective search of a recipe's `[tune]` table on Optuna."""
 
-import pathlib
-
 import click
 
 from tfjsigr.cli.errors import user_errors
 from tfjsigr.cli.group import cli
-
-ROBUSTNESS = ("autoattack", "pgd", "transfer")  # tfjsigr.tuning.study.ROBUSTNESS (not imported:
-# `tfjsigr --help` must not import Optuna).
-DATA_SOURCES = ("auto", "full", "tfds", "sample")
+from tfjsigr.data.datasets import SOURCES
+from tfjsigr.tuning import ROBUSTNESS
 
 
 @cli.command()
@@ -40,7 +36,7 @@ DATA_SOURCES = ("auto", "full", "tfds", "sample")
               help="Recipe drawn as a reference point (trained once, same settings); repeatable.")  # fmt: skip
 @click.option("--eval-examples", type=click.IntRange(1), default=None,
               help="Test images each trial is evaluated on [default: the recipe's].")  # fmt: skip
-@click.option("--source", type=click.Choice(DATA_SOURCES), default="auto", show_default=True,
+@click.option("--source", type=click.Choice(SOURCES), default="auto", show_default=True,
               help="Where the data may come from.")  # fmt: skip
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Folder of IDX or npz files; all the data then comes from it.")  # fmt: skip
@@ -64,15 +60,12 @@ def tune(recipe, trials, quick, out, study_name, storage, robustness, min_clean,
 
     with user_errors():
         space = search_space.load_search_space(recipe)
-        run_dir = (
-            pathlib.Path(out) if out else pathlib.Path("runs") / f"tune-{space.recipe_data['name']}"
-        )
         options = study.TuneOptions(
             trials=trials, quick=quick, robustness=robustness, min_clean=min_clean,
             prune_below=prune_below, seed=seed, storage=storage, study_name=study_name,
             eval_examples=eval_examples, source=source, data_dir=data_dir, baselines=baselines,
         )  # fmt: skip
-        result = study.tune(space, run_dir, options)
+        result = study.tune(space, out or study.default_run_dir(space), options)
     for label, path in result.files.items():
         click.echo(f"wrote {path} ({label})")
     best = result.best

@@ -85,7 +85,7 @@ def test_build_exports_what_trains_and_nothing_that_diverges(tiny_setup, monkeyp
 
 
 def test_build_reports_any_failed_recipe_and_builds_the_others(tiny_setup, monkeypatch):
-    from tfjsigr import training
+    from tfjsigr.pipeline import runs as training
 
     tmp_path, data_dir = tiny_setup
     monkeypatch.setattr(

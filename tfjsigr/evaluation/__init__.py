@@ -1,30 +1,25 @@
 """Robustness and interpretability evaluation: attacks over an eps grid, UAP, ARA, exact ||J||_F,
 transfer matrix, gradient-masking guards, saliency scores, JSON/Markdown reports and plots."""
 
-from tfjsigr.evaluation.evaluate import (
-    Evaluation,
-    EvaluationConfig,
-    check_model,
-    evaluate_model,
-    evaluate_zoo,
-    leaderboard,
-)
-from tfjsigr.evaluation.guards import black_box_guard, monotone_guard, unbounded_guard
-from tfjsigr.evaluation.robustness_area import ara, ara_from_distances, minimum_rmse_distances
-from tfjsigr.evaluation.transfer import transfer_matrix
+from tfjsigr import _lazy
 
-__all__ = [
-    "Evaluation",
-    "EvaluationConfig",
-    "ara",
-    "ara_from_distances",
-    "black_box_guard",
-    "check_model",
-    "evaluate_model",
-    "evaluate_zoo",
-    "leaderboard",
-    "minimum_rmse_distances",
-    "monotone_guard",
-    "transfer_matrix",
-    "unbounded_guard",
-]
+__getattr__, __dir__, __all__ = _lazy.attach(
+    __name__,
+    {
+        "Evaluation": "evaluate",
+        "EvaluationConfig": "config",
+        "check_model": "evaluate",
+        "evaluate_model": "evaluate",
+        "evaluate_zoo": "evaluate",
+        "leaderboard": "evaluate",
+        "black_box_guard": "guards",
+        "monotone_guard": "guards",
+        "unbounded_guard": "guards",
+        "ara": "robustness_area",
+        "ara_from_distances": "robustness_area",
+        "minimum_rmse_distances": "robustness_area",
+        "transfer_matrix": "transfer",
+        "run_figures": "metrics",
+        "logits_function": "attacks",
+    },
+)

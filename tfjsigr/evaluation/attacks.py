@@ -32,8 +32,10 @@ ATTACK_PARAMETERS = {
 
 
 def logits_function(model):
-    """Inference-mode logits of a Keras model; reuse one per model (attacks trace per function)."""
-    return lambda x: model(x, training=False)
+    """The compiled inference-mode logits of a Keras model: the one model function every attack
+    and measure of tfjsigr runs on. Reuse one per model (compiled attacks trace once per
+    function)."""
+    return tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
 
 def _compiled(attack):

@@ -8,6 +8,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from tfjsigr import io
+
 FASHION_MNIST_CLASSES = (
     "T-shirt",
     "Trouser",
@@ -23,7 +25,8 @@ FASHION_MNIST_CLASSES = (
 
 
 def _save(figure, path):
-    figure.savefig(path, dpi=110, bbox_inches="tight")
+    with io.atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=110, bbox_inches="tight", format="png")
     plt.close(figure)
     return str(path)
 

@@ -5,17 +5,10 @@ import pathlib
 import numpy as np
 
 from tfjsigr.evaluation.evaluate import find_record, square_accuracy
-from tfjsigr.zoo.card import write_json_atomic
+from tfjsigr.io import write_json_atomic, write_text_atomic
 
 REPORT_JSON = "report.json"
 REPORT_MARKDOWN = "report.md"
-
-
-def _text_atomic(path, text):
-    path = pathlib.Path(path)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    temporary.replace(path)
 
 
 def _percent(value):
@@ -280,7 +273,7 @@ def write_report(report, out_dir, title="Robustness evaluation"):
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_dir / REPORT_JSON, _plain(report))
-    _text_atomic(out_dir / REPORT_MARKDOWN, markdown(report, title))
+    write_text_atomic(out_dir / REPORT_MARKDOWN, markdown(report, title))
     return out_dir / REPORT_JSON, out_dir / REPORT_MARKDOWN
 
 
@@ -293,3 +286,21 @@ def _plain(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def training_facts(card):
+    """Method and cost of a zoo entry's training, from its card's recipe and metrics."""
+    recipe = card.get("recipe") if isinstance(card.get("recipe"), dict) else {}
+    metrics = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
+    penalties = [p.get("type", "?") for p in recipe.get("penalties") or [] if isinstance(p, dict)]
+    adversarial = recipe.get("adversarial_training")
+    method = "+".join(penalties) or "plain"
+    if isinstance(adversarial, dict):
+        method = f"adversarial training ({adversarial.get('attack', '?')})"
+    return {
+        "method": method,
+        "epochs": metrics.get("epochs", recipe.get("epochs")),
+        "train_seconds": metrics.get("train_seconds"),
+        "hardware": metrics.get("hardware"),
+        "quick": metrics.get("quick"),
+    }

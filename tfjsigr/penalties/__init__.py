@@ -7,7 +7,7 @@ from tfjsigr.penalties.jacobian import Jacobian
 from tfjsigr.penalties.jsigr import JSIGR
 from tfjsigr.penalties.lipschitz import Lipschitz
 from tfjsigr.penalties.neuron_sensitivity import NeuronSensitivity
-from tfjsigr.penalties.penalty import Penalty, PenaltyContext
+from tfjsigr.penalties.penalty import CompositePenalty, Penalty, PenaltyContext
 from tfjsigr.penalties.selective_input_gradient import SelectiveInputGradient
 from tfjsigr.penalties.trades import TRADES
 
@@ -55,6 +55,14 @@ def get(identifier):
     raise ValueError(f"cannot interpret {identifier!r} as a penalty")
 
 
+def to_record(penalty):
+    """A penalty as recipe data: {"type": name, **penalty.get_config()}, which `get` rebuilds."""
+    kind = next((name for name, cls in ALL.items() if type(penalty) is cls), None)
+    if kind is None:
+        raise ValueError(f"{type(penalty).__name__} is not one of tfjsigr's penalties {sorted(ALL)}")
+    return {"type": kind, **penalty.get_config()}
+
+
 def _lookup(name):
     try:
         return ALL[name]
@@ -65,6 +73,7 @@ def _lookup(name):
 __all__ = [
     "JSIGR",
     "TRADES",
+    "CompositePenalty",
     "InputGradient",
     "Jacobian",
     "Lipschitz",
@@ -73,4 +82,5 @@ __all__ = [
     "PenaltyContext",
     "SelectiveInputGradient",
     "get",
+    "to_record",
 ]

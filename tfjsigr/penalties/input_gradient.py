@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tfjsigr import ops
+from tfjsigr import checks, ops
 from tfjsigr.penalties.penalty import (
     DOUBLE_BACKPROP,
     FINITE_DIFFERENCE,
@@ -79,9 +79,7 @@ class InputGradient(Penalty):
         name=None,
     ):
         super().__init__(weight, warmup_steps, name)
-        if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-        self.variant = variant
+        self.variant = checks.choice(variant, "variant", VARIANTS)
         self.estimator, self.step, self.directions, self.penalty_fraction = estimator_options(
             estimator, step, directions, penalty_fraction
         )

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tfjsigr import ops
+from tfjsigr import checks, ops
 from tfjsigr.penalties.penalty import DOUBLE_BACKPROP, RANDOM_DIRECTIONS, Penalty, estimator_options
 
 EXACT = "exact"
@@ -34,10 +34,6 @@ def exact_squared_frobenius(logits_fn, x):
     rows = tape.gradient(target, tiled)
     per_row = ops.per_example_squared_norm(rows)
     return tf.reduce_sum(tf.reshape(per_row, [batch_size, num_classes]), axis=1)
-
-
-def _is_positive_integer(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == int(value) >= 1
 
 
 @keras.saving.register_keras_serializable(package="tfjsigr")
@@ -77,9 +73,9 @@ class Jacobian(Penalty):
         name=None,
     ):
         super().__init__(weight, warmup_steps, name)
-        if projections != EXACT and not _is_positive_integer(projections):
-            raise ValueError(f"projections must be a positive integer or 'exact', got {projections!r}")
-        self.projections = projections if projections == EXACT else int(projections)
+        if projections != EXACT:
+            projections = checks.whole(projections, "projections (or 'exact')", low=1)
+        self.projections = projections
         if projections == EXACT and estimator != DOUBLE_BACKPROP:
             raise ValueError("projections='exact' needs estimator='double_backprop'")
         self.estimator, self.step, _, self.penalty_fraction = estimator_options(

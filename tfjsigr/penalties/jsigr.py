@@ -3,16 +3,16 @@
 import keras
 
 from tfjsigr.penalties.jacobian import Jacobian
-from tfjsigr.penalties.penalty import DOUBLE_BACKPROP, RANDOM_DIRECTIONS, Penalty
+from tfjsigr.penalties.penalty import DOUBLE_BACKPROP, RANDOM_DIRECTIONS, CompositePenalty
 from tfjsigr.penalties.selective_input_gradient import SELF_TOPK, SelectiveInputGradient
 
 
 @keras.saving.register_keras_serializable(package="tfjsigr")
-class JSIGR(Penalty):
+class JSIGR(CompositePenalty):
     """mean CE + lambda_J * R_jr + lambda_S * R_sigr, in one forward pass.
 
-    A composite: `RegularizedModel` trains its two `components` and reports them as the
-    `jacobian` and `selective_input_gradient` metrics.
+    A `CompositePenalty`: `RegularizedModel` trains its two `components` and reports them as
+    the `jacobian` and `selective_input_gradient` metrics.
 
     Estimators: "double_backprop" (both terms exact in g, JR by output projections);
     "finite_difference" (SIGR along the masked CE gradient, JR along Gaussian input directions);
@@ -50,7 +50,6 @@ class JSIGR(Penalty):
         warmup_steps=0,
         name=None,
     ):
-        super().__init__(1.0, warmup_steps, name)
         self.estimator = estimator
         jacobian_estimator = DOUBLE_BACKPROP if estimator == DOUBLE_BACKPROP else RANDOM_DIRECTIONS
         self.jacobian = Jacobian(
@@ -66,18 +65,7 @@ class JSIGR(Penalty):
             penalty_fraction=penalty_fraction,
             warmup_steps=warmup_steps,
         )
-
-    @property
-    def components(self):
-        return [self.jacobian, self.selective]
-
-    def add_targets(self, context):
-        for component in self.components:
-            component.add_targets(context)
-
-    def compute(self, context):
-        """The weighted sum of the components (without warm-up), for evaluation."""
-        return sum(c.weight * c.compute(context) for c in self.components)
+        super().__init__([self.jacobian, self.selective], warmup_steps, name)
 
     def get_config(self):
         return {

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tfjsigr import ops
+from tfjsigr import checks, ops
 from tfjsigr.penalties.penalty import Penalty
 
 
@@ -51,11 +51,9 @@ class Lipschitz(Penalty):
 
     def __init__(self, k0=220.0, target_loss=1.5, zeta=0.2, growth=0.02, warmup_steps=0, name=None):
         super().__init__(k0, warmup_steps, name)
-        if not float(target_loss) > 0 or not 0.0 <= float(zeta) <= 1.0:
-            raise ValueError("target_loss must be > 0 and zeta in [0, 1]")
-        self.target_loss = float(target_loss)
-        self.zeta = float(zeta)
-        self.growth = float(growth)
+        self.target_loss = checks.number(target_loss, "target_loss", low=0.0, low_open=True)
+        self.zeta = checks.fraction(zeta, "zeta", allow_zero=True)
+        self.growth = checks.number(growth, "growth")
         self.intensity = None
 
     def build(self, model):

@@ -4,7 +4,7 @@ activation sensitivity")."""
 import keras
 import tensorflow as tf
 
-from tfjsigr import ops
+from tfjsigr import checks, ops
 from tfjsigr.penalties.penalty import Penalty
 
 
@@ -62,14 +62,10 @@ class NeuronSensitivity(Penalty):
         name=None,
     ):
         super().__init__(weight, warmup_steps, name)
-        if not 0.0 < float(layer_fraction) <= 1.0 or not 0.0 < float(neuron_fraction) <= 1.0:
-            raise ValueError("layer_fraction and neuron_fraction must be in (0, 1]")
-        if int(projections) < 1:
-            raise ValueError(f"projections must be >= 1, got {projections}")
         self.layers = list(layers) if layers is not None else None
-        self.layer_fraction = float(layer_fraction)
-        self.neuron_fraction = float(neuron_fraction)
-        self.projections = int(projections)
+        self.layer_fraction = checks.fraction(layer_fraction, "layer_fraction")
+        self.neuron_fraction = checks.fraction(neuron_fraction, "neuron_fraction")
+        self.projections = checks.whole(projections, "projections", low=1)
 
     def activation_layers(self, backbone):
         if self.layers is not None:

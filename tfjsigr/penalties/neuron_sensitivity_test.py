@@ -62,7 +62,7 @@ def test_default_layers_are_the_hidden_nonlinear_ones_and_training_runs_with_jac
 
 
 def test_subclassed_backbones_and_unknown_layers_are_clear_errors():
-    from tfjsigr.regularized_model_test import SubclassedBackbone
+    from tfjsigr.training.regularized_model_test import SubclassedBackbone
 
     with pytest.raises(ValueError, match="functional or Sequential"):
         tfjsigr.RegularizedModel(SubclassedBackbone(), [NeuronSensitivity()])

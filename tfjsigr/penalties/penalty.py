@@ -1,10 +1,9 @@
 """Base class of the training penalties and the context they share in one train step."""
 
-import math
 
 import tensorflow as tf
 
-from tfjsigr import ops
+from tfjsigr import checks, ops
 
 DOUBLE_BACKPROP = "double_backprop"
 FINITE_DIFFERENCE = "finite_difference"
@@ -145,13 +144,8 @@ class Penalty:
     default_name = "penalty"
 
     def __init__(self, weight=1.0, warmup_steps=0, name=None):
-        weight = float(weight)
-        if not weight >= 0.0:
-            raise ValueError(f"weight must be a non-negative number, got {weight}")
-        if int(warmup_steps) < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
-        self.weight = weight
-        self.warmup_steps = int(warmup_steps)
+        self.weight = checks.number(weight, "weight", low=0.0)
+        self.warmup_steps = checks.whole(warmup_steps, "warmup_steps", low=0)
         self.name = name or self.default_name
 
     def weight_at(self, step):
@@ -197,6 +191,75 @@ class Penalty:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
+    def __eq__(self, other):
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __hash__(self):
+        return hash((type(self).__name__, repr(self)))
+
+    def clone(self):
+        """A fresh penalty with the same configuration (no per-model state)."""
+        return type(self).from_config(self.get_config())
+
+
+class CompositePenalty(Penalty):
+    """A penalty made of other penalties (J-SIGR), each with its own weight and metric.
+
+    `RegularizedModel` trains and reports the `components`; the composite itself has no weight.
+    Outside training, `compute` returns the weighted sum of the components.
+
+    Args:
+        components: the component penalties, in order.
+        warmup_steps: the components' shared warm-up (recorded in the composite's config).
+        name: name of the composite (its components keep their own metric names).
+    """
+
+    default_name = "composite"
+
+    def __init__(self, components, warmup_steps=0, name=None):
+        self.components = list(components)
+        self.weight = None
+        self.warmup_steps = checks.whole(warmup_steps, "warmup_steps", low=0)
+        self.name = name or self.default_name
+
+    def weight_at(self, step):
+        raise TypeError(f"{self.name} is a composite: train its components, each with its weight")
+
+    @property
+    def needs_input_gradients(self):
+        return any(component.needs_input_gradients for component in self.components)
+
+    def add_inputs(self, context):
+        for component in self.components:
+            component.add_inputs(context)
+
+    def add_gradient_inputs(self, context):
+        for component in self.components:
+            component.add_gradient_inputs(context)
+
+    def activation_layers(self, backbone):
+        return [name for c in self.components for name in c.activation_layers(backbone)]
+
+    def build(self, model):
+        for component in self.components:
+            component.build(model)
+
+    def add_targets(self, context):
+        for component in self.components:
+            component.add_targets(context)
+
+    def compute(self, context):
+        return sum(c.weight * c.compute(context) for c in self.components)
+
+
+def flatten(penalties):
+    """The penalties with every composite replaced by its components, in order."""
+    flat = []
+    for penalty in penalties:
+        is_composite = isinstance(penalty, CompositePenalty)
+        flat.extend(flatten(penalty.components) if is_composite else [penalty])
+    return flat
+
 
 
 
@@ -220,13 +283,9 @@ def estimator_options(estimator, step, directions, penalty_fraction, allowed=EST
     Raises:
         ValueError: an unknown estimator, step <= 0, directions < 1 or a fraction outside (0, 1].
     """
-    if estimator not in allowed:
-        raise ValueError(f"estimator must be one of {allowed}, got {estimator!r}")
-    step, fraction = float(step), float(penalty_fraction)
-    if not (math.isfinite(step) and step > 0):
-        raise ValueError(f"step must be a positive number, got {step!r}")
-    if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"penalty_fraction must be in (0, 1], got {penalty_fraction!r}")
-    if isinstance(directions, bool) or not float(directions) == int(directions) >= 1:
-        raise ValueError(f"directions must be a whole number >= 1, got {directions!r}")
-    return estimator, step, int(directions), fraction
+    return (
+        checks.choice(estimator, "estimator", allowed),
+        checks.number(step, "step", low=0.0, low_open=True),
+        checks.whole(directions, "directions", low=1),
+        checks.fraction(penalty_fraction, "penalty_fraction"),
+    )

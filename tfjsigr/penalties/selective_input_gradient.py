@@ -1,12 +1,10 @@
 """Selective input-gradient regularization (SIGR, Liu et al., the "S" of J-SIGR)."""
 
-import math
-import numbers
 
 import keras
 import tensorflow as tf
 
-from tfjsigr import ops
+from tfjsigr import checks, ops
 from tfjsigr.penalties.input_gradient import (
     CROSS_ENTROPY,
     cross_entropy_target,
@@ -43,14 +41,6 @@ def smoothgrad_saliency(logits_fn, x, labels, samples, noise_std, seed=None):
             target = tf.reduce_sum(ops.true_class_logit(labels, logits_fn(noisy)))
         total += tf.abs(tape.gradient(target, noisy))
     return tf.stop_gradient(total / samples)
-
-
-def _whole_number(value, name, minimum):
-    """`value` as an int; ValueError for fractions (never truncated), bools and non-numbers."""
-    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not (is_number and math.isfinite(value) and value == int(value) and value >= minimum):
-        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-    return int(value)
 
 
 @keras.saving.register_keras_serializable(package="tfjsigr")
@@ -112,17 +102,11 @@ class SelectiveInputGradient(Penalty):
         name=None,
     ):
         super().__init__(weight, warmup_steps, name)
-        if mask not in MASKS:
-            raise ValueError(f"mask must be one of {MASKS}, got {mask!r}")
-        if not 0.0 < float(top_k) < 1.0:
-            raise ValueError(f"top_k must be in (0, 1), got {top_k}")
-        if not float(smoothgrad_noise) >= 0:
-            raise ValueError(f"smoothgrad_noise must be >= 0, got {smoothgrad_noise!r}")
-        self.mask = mask
-        self.top_k = float(top_k)
-        self.smoothing = _whole_number(smoothing, "smoothing", 1)
-        self.smoothgrad_samples = _whole_number(smoothgrad_samples, "smoothgrad_samples", 0)
-        self.smoothgrad_noise = float(smoothgrad_noise)
+        self.mask = checks.choice(mask, "mask", MASKS)
+        self.top_k = checks.fraction(top_k, "top_k", allow_one=False)
+        self.smoothing = checks.whole(smoothing, "smoothing", low=1)
+        self.smoothgrad_samples = checks.whole(smoothgrad_samples, "smoothgrad_samples", low=0)
+        self.smoothgrad_noise = checks.number(smoothgrad_noise, "smoothgrad_noise", low=0.0)
         self.estimator, self.step, self.directions, self.penalty_fraction = estimator_options(
             estimator, step, directions, penalty_fraction
         )

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfjsigr import checks
 from tfjsigr.attacks.projected_gradient_descent import projected_gradient_descent
 from tfjsigr.penalties.penalty import Penalty
 
@@ -36,11 +37,10 @@ class TRADES(Penalty):
 
     def __init__(self, weight=6.0, epsilon=0.1, steps=10, step_size=None, warmup_steps=0, name=None):
         super().__init__(weight, warmup_steps, name)
-        self.epsilon = float(epsilon)
-        self.steps = int(steps)
-        self.step_size = float(step_size) if step_size is not None else self.epsilon / 4
-        if not self.epsilon > 0 or self.steps < 1 or not self.step_size > 0:
-            raise ValueError("epsilon and step_size must be > 0 and steps >= 1")
+        self.epsilon = checks.number(epsilon, "epsilon", low=0.0, high=1.0, low_open=True)
+        self.steps = checks.whole(steps, "steps", low=1)
+        step_size = self.epsilon / 4 if step_size is None else step_size
+        self.step_size = checks.number(step_size, "step_size", low=0.0, high=1.0, low_open=True)
 
     def adversarial_inputs(self, model, x, clean_logits):
         reference = tf.stop_gradient(clean_logits)

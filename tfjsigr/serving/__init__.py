@@ -1,23 +1,18 @@
 """Serving the zoo: TF Serving configuration, REST/gRPC client, and a local REST/gRPC server."""
 
-from tfjsigr.serving.client import Client, ServingError
-from tfjsigr.serving.config import (
-    ConfigError,
-    build_model_server_config,
-    load_model_server_config,
-    parse_model_server_config,
-    write_serving_config,
-)
-from tfjsigr.serving.server import create_app, serve
+from tfjsigr import _lazy
 
-__all__ = [
-    "Client",
-    "ConfigError",
-    "ServingError",
-    "build_model_server_config",
-    "create_app",
-    "load_model_server_config",
-    "parse_model_server_config",
-    "serve",
-    "write_serving_config",
-]
+__getattr__, __dir__, __all__ = _lazy.attach(
+    __name__,
+    {
+        "Client": "client",
+        "ServingError": "client",
+        "ConfigError": "config",
+        "build_model_server_config": "config",
+        "load_model_server_config": "config",
+        "parse_model_server_config": "config",
+        "write_serving_config": "config",
+        "create_app": "server",
+        "serve": "server",
+    },
+)

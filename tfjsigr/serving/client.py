@@ -307,3 +307,74 @@ class Client:
 
     def __exit__(self, *exc_info):
         self.close()
+
+
+def image_input(metadata, url):
+    """(name, (H, W, C)) of a served model's one image input, from its metadata.
+
+    Raises:
+        ServingError: the model does not take one batch of images of known size.
+    """
+    signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    try:
+        ((name, tensor),) = signature["inputs"].items()
+        shape = tuple(int(d["size"]) for d in tensor["tensor_shape"]["dim"])[1:]
+    except (ValueError, KeyError, TypeError):
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise ServingError(
+            INVALID_ANSWER, f"{url}: the served model does not take one batch of images of known size"
+        )
+    return name, shape
+
+
+def checked_probabilities(outputs, rows, url):
+    """The `probabilities` output of a predict answer for `rows` images, checked.
+
+    Raises:
+        ServingError: no such output, the wrong shape, or NaN/infinite values.
+    """
+    probabilities = outputs.get("probabilities")
+    problem = None
+    if probabilities is None:
+        problem = f"has no 'probabilities' output (it has {', '.join(outputs)})"
+    elif probabilities.ndim != 2 or len(probabilities) != rows:
+        problem = f"answered probabilities of shape {list(probabilities.shape)}, not [{rows}, classes]"
+    elif not np.all(np.isfinite(probabilities)):
+        problem = "answered NaN or infinite probabilities"
+    if problem:
+        raise ServingError(INVALID_ANSWER, f"{url}: the served model {problem}")
+    return probabilities
+
+
+def classify_files(url, paths, class_names=None):
+    """Classifies the images of files (PNG, JPEG or .npy batches) with a served model.
+
+    Args:
+        url: the model URL, http://HOST:PORT/v1/models/NAME[/versions/V|/labels/L] or grpc://.
+        paths: the image files.
+        class_names: names of the classes, by index [default: indices].
+
+    Returns:
+        One (path, index in the file, predicted class name or index, probability) per image.
+
+    Raises:
+        ValueError: a bad URL or unreadable image file; ServingError: the server refused.
+    """
+    from tfjsigr.data import image_files
+
+    base, name, version, label = protocol.parse_model_url(url)
+    with Client(base) as client:
+        input_name, shape = image_input(client.metadata(name, version, label), url)
+        batches = [(path, image_files.read_images(path, shape)) for path in paths]
+        batch = np.concatenate([images for _, images in batches])
+        outputs = client.predict(name, batch, version, label, input_name=input_name)
+        probabilities = checked_probabilities(outputs, len(batch), url)
+    rows, row = [], 0
+    for path, images in batches:
+        for index in range(len(images)):
+            best = int(probabilities[row].argmax())
+            named = class_names[best] if class_names and len(class_names) == probabilities.shape[1] else best
+            rows.append((path, index, named, float(probabilities[row, best])))
+            row += 1
+    return rows

@@ -8,8 +8,8 @@ import re
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from tfjsigr.io import write_text_atomic
 from tfjsigr.serving import versions as versions_lib
-from tfjsigr.zoo.card import write_text_atomic
 
 MODELS_CONFIG = "models.config"
 BATCHING_CONFIG = "batching.config"

@@ -279,3 +279,23 @@ def status_proto(available, refused=()):
 def status_json(answer):
     """The REST JSON of a GetModelStatusResponse."""
     return _to_dict(answer)
+
+
+def parse_model_url(url):
+    """(base URL, name, version, label) of a model URL such as
+    http://HOST:PORT/v1/models/NAME[/versions/V|/labels/L] (grpc:// for gRPC).
+
+    Raises:
+        ValueError: not such a URL (one line saying what is expected).
+    """
+    expected = ("expected http://HOST:PORT/v1/models/NAME[/versions/V|/labels/L] "
+                "(or grpc://HOST:PORT/v1/models/NAME...)")  # fmt: skip
+    try:
+        parsed = urllib.parse.urlsplit(url)
+        parsed.port  # noqa: B018 (raises ValueError for a port out of range)
+    except ValueError as error:
+        raise ValueError(f"{url!r}: {error}; {expected}") from None
+    model = parse_model_url_path(parsed.path)
+    if parsed.scheme not in ("http", "https", "grpc") or not parsed.netloc or model is None:
+        raise ValueError(f"{url!r}: {expected}")
+    return f"{parsed.scheme}://{parsed.netloc}", *model

@@ -72,10 +72,10 @@ def write_card(entry_dir):
         The card written.
     """
     from tfjsigr.zoo import card as card_lib
-    from tfjsigr.zoo import verify
+    from tfjsigr.zoo import layout, verify
 
     entry_dir = pathlib.Path(entry_dir)
-    versions = verify.saved_model_versions(entry_dir)
+    versions = layout.list_versions(entry_dir / layout.SAVED_MODEL_DIR)
     card = {"name": entry_dir.name, "version": versions[-1], "saved_model_versions": versions,
             "artifacts": verify.checksums(entry_dir)}
     card_lib.write_json_atomic(entry_dir / card_lib.CARD_FILE, card)
@@ -94,18 +94,18 @@ def write_tiny_zoo(zoo_dir, names=("tiny",), versions=(1,)):
     Returns:
         A dict from (name, version) to the Keras model saved there.
     """
-    from tfjsigr.zoo import export
+    from tfjsigr.zoo import export, layout
 
     models = {}
     for index, name in enumerate(names):
         for version in versions:
             model = tiny_model(seed=100 * index + version)
-            save_version(model, pathlib.Path(zoo_dir) / name / "saved_model", version,
+            save_version(model, pathlib.Path(zoo_dir) / name / layout.SAVED_MODEL_DIR, version,
                          update_card=False)
             models[(name, version)] = model
         # The entry's model.onnx is that of its newest version, as the zoo's export writes it.
         export.write_onnx(export.serving_function(model, INPUT_SHAPE),
-                          pathlib.Path(zoo_dir) / name / "model.onnx")
+                          pathlib.Path(zoo_dir) / name / layout.ONNX_FILE)
         write_card(pathlib.Path(zoo_dir) / name)
     return models
 

@@ -4,57 +4,13 @@ import pathlib
 
 from tfjsigr.zoo import card as card_lib
 from tfjsigr.zoo import index as index_lib
+from tfjsigr.zoo import layout
 from tfjsigr.zoo import verify as verify_lib
-from tfjsigr.zoo.card import CARD_FILE
-from tfjsigr.zoo.verify import SAVED_MODEL_DIR
+from tfjsigr.zoo.layout import MAX_VERSION, SAVED_MODEL_DIR, list_versions
 
-# TF Serving parses version directory names as int64 and skips the ones that do not fit.
-MAX_VERSION = 2**63 - 1
 NUM_VERSIONS = 2
 STABLE = "stable"
 CANARY = "canary"
-
-
-def is_complete_version(path):
-    """Whether `path` is a version directory TF Serving would load.
-
-    Exporters write a version under a temporary name and rename it into place, so only
-    all-digit names count; the SavedModel file must also be there.
-
-    Args:
-        path: a directory under a model's base path.
-
-    Returns:
-        True when the name is an integer in TF Serving's (int64) range and `saved_model.pb`
-        exists in it.
-    """
-    path = pathlib.Path(path)
-    return _is_version_number(path.name) and (path / "saved_model.pb").is_file()
-
-
-def _is_version_number(name):
-    return name.isascii() and name.isdigit() and int(name) <= MAX_VERSION
-
-
-def is_zoo_entry(path):
-    """Whether `path` looks like one entry of a zoo (it holds card.json or saved_model/)."""
-    path = pathlib.Path(path)
-    return (path / CARD_FILE).is_file() or (path / SAVED_MODEL_DIR).is_dir()
-
-
-def list_versions(base_path):
-    """The complete versions under a model's base path, ascending.
-
-    Args:
-        base_path: the `saved_model` directory of a zoo entry.
-
-    Returns:
-        A sorted list of int versions; empty when `base_path` does not exist.
-    """
-    base_path = pathlib.Path(base_path)
-    if not base_path.is_dir():
-        return []
-    return sorted(int(p.name) for p in base_path.iterdir() if is_complete_version(p))
 
 
 def list_models(zoo_dir):
@@ -86,14 +42,10 @@ def list_model_versions(zoo_dir):
     zoo_dir = pathlib.Path(zoo_dir)
     if not zoo_dir.is_dir():
         raise FileNotFoundError(f"{zoo_dir}: no such zoo directory")
-    if is_zoo_entry(zoo_dir):
-        raise ValueError(
-            f"{zoo_dir} is a zoo entry (it holds {CARD_FILE} or {SAVED_MODEL_DIR}/), not a zoo; "
-            f"pass the zoo folder that holds it ({zoo_dir.parent})"
-        )
+    layout.check_is_zoo_not_entry(zoo_dir)
     models = {}
     for entry in sorted(zoo_dir.iterdir()):
-        versions = [] if entry.name.startswith(".") else list_versions(entry / SAVED_MODEL_DIR)
+        versions = list_versions(entry / SAVED_MODEL_DIR) if layout.is_entry(entry) else []
         if versions:
             models[entry.name] = versions
     return models
@@ -160,7 +112,7 @@ def zoo_warnings(zoo_dir):
         saved_model/, or that index.json lists) without a servable SavedModel version.
     """
     zoo_dir = pathlib.Path(zoo_dir)
-    entries = {p.name for p in zoo_dir.iterdir() if not p.name.startswith(".") and is_zoo_entry(p)}
+    entries = {p.name for p in zoo_dir.iterdir() if layout.is_entry(p)}
     messages = [
         f"{path}: version number beyond TF Serving's int64 range, ignored"
         for name in sorted(entries) for path in _out_of_range_versions(zoo_dir / name)
@@ -180,7 +132,7 @@ def _out_of_range_versions(entry_dir):
     if not base_path.is_dir():
         return []
     return sorted(p for p in base_path.iterdir()
-                  if p.name.isascii() and p.name.isdigit() and not _is_version_number(p.name))
+                  if p.name.isascii() and p.name.isdigit() and int(p.name) > MAX_VERSION)
 
 
 def _index_entries(zoo_dir):

@@ -4,3 +4,6 @@
 and TensorFlow); `front` computes the Pareto set and writes the figure, the table and the best
 recipe. Import the submodules directly: this package imports nothing heavy.
 """
+
+# The robust objectives of `tfjsigr tune` (`study.TuneOptions.robustness`).
+ROBUSTNESS = ("autoattack", "pgd", "transfer")

@@ -9,6 +9,8 @@ import json
 import math
 import pathlib
 
+from tfjsigr import io
+
 OBJECTIVES = (("clean", 1), ("robust", 1), ("seconds", -1))  # (key, +1 maximize / -1 minimize)
 
 
@@ -122,7 +124,8 @@ def plot_front(
     figure.tight_layout()
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    with io.atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=120, format="png")
     plt.close(figure)
     return path
 

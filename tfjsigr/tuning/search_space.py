@@ -77,7 +77,7 @@ class SearchSpace:
 
     def recipe(self, values, name=None):
         """The validated `Recipe` with `values` applied (renamed to `name` if given)."""
-        from tfjsigr import recipes
+        from tfjsigr.pipeline import recipes
 
         data = self.recipe_data_with(values)
         if name:
@@ -87,7 +87,7 @@ class SearchSpace:
 
 def load_search_space(path):
     """The `SearchSpace` of a recipe file; ValueError (one line) if it has no valid `[tune]`."""
-    from tfjsigr import recipes
+    from tfjsigr.pipeline import recipes
 
     return parse_search_space(recipes.read_recipe_file(path), source=str(path))
 
@@ -99,7 +99,7 @@ def parse_search_space(data, source="<dict>"):
         ValueError: no `[tune]` table, a malformed range, or a parameter the recipe does not
             take or not in the recipe's range; one line naming `source` and the `[tune]` key.
     """
-    from tfjsigr import recipes
+    from tfjsigr.pipeline import recipes
 
     data = copy.deepcopy(data)
     table = data.pop("tune", None)

@@ -2,7 +2,7 @@ import pathlib
 
 import pytest
 
-from tfjsigr import recipes
+from tfjsigr.pipeline import recipes
 from tfjsigr.tuning import search_space
 
 RECIPES_DIR = pathlib.Path(__file__).resolve().parents[2] / "zoo" / "recipes"
@@ -43,7 +43,7 @@ def test_ranges_of_each_kind_and_the_recipe_they_make(tmp_path):
     kinds = {p.name: p.kind for p in space.parameters}
     assert list(kinds.values()) == ["float", "int", "float", "categorical"]
     recipe = space.recipe({"penalties[0].projections": 3, "architecture.activation": "relu"}, "t1")
-    assert recipe.name == "t1" and recipe.penalties[0]["projections"] == 3
+    assert recipe.name == "t1" and recipe.penalties[0].get_config()["projections"] == 3
     assert recipe.architecture["activation"] == "relu"
     assert "activation" not in space.recipe_data["architecture"]  # A copy was changed.
 
@@ -63,7 +63,7 @@ def test_ranges_of_each_kind_and_the_recipe_they_make(tmp_path):
         ("penalties[0].wieght", "{ low = 0.1, high = 1.0 }", "wieght"),
         ("penalties[3].weight", "{ low = 0.1, high = 1.0 }", "no 3"),
         ("optimiser.learning_rate", "{ low = 0.1, high = 1.0 }", "no table 'optimiser'"),
-        ("epochs", "{ low = 0, high = 3 }", "must be >= 1"),
+        ("epochs", "{ low = 0, high = 3 }", "must be a whole number in [1, 10000], got 0"),
         ("penalties.0.weight", "{ low = 0.1, high = 1.0 }", "not a recipe key path"),
     ],
 )

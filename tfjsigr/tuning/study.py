@@ -18,9 +18,9 @@ import warnings
 
 import optuna
 
-from tfjsigr.tuning import front
+from tfjsigr import io
+from tfjsigr.tuning import ROBUSTNESS, front
 
-ROBUSTNESS = ("autoattack", "pgd", "transfer")
 DIRECTIONS = ("maximize", "maximize", "minimize")  # clean, robust, seconds
 TRANSFER_SOURCES = 2  # Plain models crafting the transfer attack, seeds recipe seed + 101, +102.
 # Wall-clock seconds within 15% count as equal on the front (shared-machine noise).
@@ -63,6 +63,13 @@ class TuneResult:
     baselines: dict
     files: dict
     best: dict = None
+
+
+def default_run_dir(space):
+    """runs/tune-<recipe name>."""
+    from tfjsigr.zoo.layout import DEFAULT_RUNS_DIR
+
+    return DEFAULT_RUNS_DIR / f"tune-{space.recipe_data['name']}"
 
 
 def default_study_name(space, options):
@@ -123,7 +130,7 @@ def tune(space, out, options):
         A `TuneResult`; files: front.png, pareto.md, trials.json and best_recipe.toml (when
         a trial reaches `options.min_clean`).
     """
-    from tfjsigr.training import TrainingDiverged, check_run_dir
+    from tfjsigr.pipeline.runs import TrainingDiverged, check_run_dir
 
     out = pathlib.Path(out)
     check_run_dir(out)  # Trials write model files: not inside a zoo.
@@ -212,7 +219,7 @@ class Evaluator:
 
     def baseline(self, path):
         """Objectives of a baseline recipe, trained once into baselines/<name> (cached)."""
-        from tfjsigr import recipes
+        from tfjsigr.pipeline import recipes
 
         recipe = self._variant(recipes.load_recipe(path))
         return self.measure(recipe, self.out / "baselines" / recipe.name)
@@ -229,35 +236,34 @@ class Evaluator:
 
     def measure(self, recipe, folder, trial=None):
         """{"clean", "robust", "seconds", ...} of a recipe trained in `folder` (cached there)."""
-        from tfjsigr import robustness, training
+        from tfjsigr.evaluation import metrics as evaluation_metrics
 
         model, seconds, x, y = self._trained(recipe, folder, trial)
         backbone, seed = model.model, recipe.seed
         if self.options.robustness == "autoattack":
-            metrics = training.evaluate_model(backbone, x, y, seed)
+            metrics = evaluation_metrics.run_figures(backbone, x, y, seed)
             metrics["robust"] = metrics["autoattack_accuracy"]
         elif self.options.robustness == "pgd":
-            pgd = robustness.pgd_accuracy(backbone, x, y, seed=seed, **training.PGD_EVALUATION)
+            pgd = evaluation_metrics.pgd_accuracy(
+                backbone, x, y, seed=seed, **evaluation_metrics.PGD_EVALUATION
+            )
             metrics = {"pgd_accuracy": pgd, "robust": pgd}
         else:
             metrics = self._transfer(recipe, backbone, x, y)
-        metrics.setdefault("clean_accuracy", robustness.accuracy(backbone, x, y))
+        metrics.setdefault("clean_accuracy", evaluation_metrics.accuracy(backbone, x, y))
         metrics.update(clean=metrics["clean_accuracy"], seconds=seconds, eval_examples=len(y))
-        (folder / "objectives.json").write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+        io.write_json_atomic(folder / "objectives.json", metrics)
         return json.loads(json.dumps(metrics, default=float))
 
     def _trained(self, recipe, folder, trial=None):
         """(model, training seconds, eval x, eval y): trains unless `folder` holds this recipe's model."""
-        import keras
+        from tfjsigr.pipeline import runs as training
+        from tfjsigr.zoo import layout
 
-        from tfjsigr import training
-
-        saved = folder / training.RECIPE_FILE
-        if saved.is_file() and json.loads(saved.read_text()) == json.loads(
-            json.dumps(recipe.to_dict())
-        ):
-            model = keras.saving.load_model(folder / training.MODEL_FILE)
-            metrics = json.loads((folder / training.METRICS_FILE).read_text())
+        saved = folder / layout.RECIPE_FILE
+        if saved.is_file() and io.read_json(saved, "run file") == io.to_json(recipe.to_dict()):
+            model = layout.load_model(folder)
+            metrics = io.read_json_object(folder / layout.METRICS_FILE, "run file")
             *_, x, y, _ = training.load_training_data(
                 recipe, self.options.data_dir, self.options.source
             )
@@ -300,7 +306,7 @@ def _plain_source(space, recipe, index):
         k: v for k, v in space.recipe_data.items() if k not in ("penalties", "adversarial_training")
     }
     data.update(name=f"plain-source{index}", seed=recipe.seed + 101 + index)
-    from tfjsigr import recipes
+    from tfjsigr.pipeline import recipes
 
     plain = recipes.parse_recipe(data, source=space.source)
     return dataclasses.replace(
@@ -361,13 +367,13 @@ def write_outputs(study, space, out, options, baselines=None):
     label = robust_label(options, examples)
     name = space.recipe_data["name"]
     files = {"trials": out / "trials.json", "table": out / "pareto.md", "front": out / "front.png"}
-    files["trials"].write_text(json.dumps({"study": study.study_name, "robustness": label,
+    io.write_json_atomic(files["trials"], {"study": study.study_name, "robustness": label,
                                            "quick": options.quick, "baselines": baselines or {},
-                                           "trials": records}, indent=2) + "\n")  # fmt: skip
+                                           "trials": records})  # fmt: skip
     table = front.pareto_table(records, options.robustness, COST_TOLERANCE)
     summary = (f"# Pareto set of {name} ({study.study_name})\n\n{len(done)} finished trials of "
                f"{len(records)}; robust: {label}; quick: {options.quick}.\n\n")  # fmt: skip
-    files["table"].write_text(summary + table)
+    io.write_text_atomic(files["table"], summary + table)
     title = f"{name}: {len(records)} trials" + (" (quick)" if options.quick else "")
     front.plot_front({name: records}, files["front"], baselines, label, title, COST_TOLERANCE)
     best = front.best_trial(records, options.min_clean)
@@ -379,5 +385,5 @@ def write_outputs(study, space, out, options, baselines=None):
                    f"{best['seconds']:.0f} s of training" + (" with --quick" if options.quick else "")
                    + f"; the most robust trial with clean accuracy >= {options.min_clean}.")  # fmt: skip
         files["best_recipe"] = out / "best_recipe.toml"
-        files["best_recipe"].write_text(front.to_toml(data, comment))
+        io.write_text_atomic(files["best_recipe"], front.to_toml(data, comment))
     return TuneResult(records, baselines or {}, files, best)

@@ -11,8 +11,9 @@ import time
 import optuna
 import pytest
 
-from tfjsigr import recipes, training
-from tfjsigr.training_test import write_tiny_fashion_mnist
+from tfjsigr.pipeline import recipes
+from tfjsigr.pipeline import runs as training
+from tfjsigr.pipeline.runs_test import write_tiny_fashion_mnist
 
 RECIPE = """
 name = "tiny"
@@ -87,7 +88,7 @@ def test_two_worker_processes_share_one_study_without_losing_a_trial(tiny):
         assert (out / t.user_attrs["folder"] / "objectives.json").is_file()
     # The best recipe either worker wrote is a recipe `train` runs as it is.
     best = recipes.load_recipe(out / "best_recipe.toml")
-    assert best.name == "tiny-tuned" and 0.1 <= best.penalties[0]["weight"] <= 10
+    assert best.name == "tiny-tuned" and 0.1 <= best.penalties[0].weight <= 10
     result = training.train(best, data_dir=str(tiny), verbose=0, evaluate=False)
     assert result.metrics["epochs"] == 1
 

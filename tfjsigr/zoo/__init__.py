@@ -1,18 +1,25 @@
-"""The model zoo: export to Keras + SavedModel + ONNX with model cards, index and verification."""
+"""The model zoo: its on-disk layout (`layout`), cards, index, export, verification and build.
 
-from tfjsigr.zoo.card import read_card, update_card, write_json_atomic
-from tfjsigr.zoo.export import ParityError, export_entry
-from tfjsigr.zoo.index import read_index
-from tfjsigr.zoo.verify import PARITY_TOLERANCE, verify_entry, verify_zoo
+Names load on first use (`tfjsigr.zoo.load`, `tfjsigr.zoo.entries`, `tfjsigr.zoo.export_run`,
+`tfjsigr.zoo.build`, ...): importing the package imports nothing heavy.
+"""
 
-__all__ = [
-    "PARITY_TOLERANCE",
-    "ParityError",
-    "export_entry",
-    "read_card",
-    "read_index",
-    "update_card",
-    "verify_entry",
-    "verify_zoo",
-    "write_json_atomic",
-]
+from tfjsigr import _lazy
+
+__getattr__, __dir__, __all__ = _lazy.attach(
+    __name__,
+    {
+        "read_card": "layout",
+        "load": "layout:load_model",
+        "entries": "layout",
+        "update_card": "card",
+        "ParityError": "export",
+        "export_entry": "export",
+        "export_run": "export",
+        "read_index": "index",
+        "PARITY_TOLERANCE": "verify",
+        "verify_entry": "verify",
+        "verify_zoo": "verify",
+        "build": "builder",
+    },
+)

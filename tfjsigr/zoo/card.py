@@ -2,75 +2,22 @@
 
 import contextlib
 import json
-import math
-import os
 import pathlib
-import tempfile
 
-import numpy as np
-
-CARD_FILE = "card.json"
-README_FILE = "README.md"
-LOCK_FILE = ".zoo.lock"
+from tfjsigr.io import json_default, to_json, write_json_atomic, write_text_atomic
+from tfjsigr.zoo.layout import (
+    CARD_FILE,
+    LOCK_FILE,
+    MODEL_FILE,
+    ONNX_FILE,
+    README_FILE,
+    SAVED_MODEL_DIR,
+    read_card,
+)
 
 # Sections of card.json, in the order the README shows them.
 SECTIONS = ("metrics", "robustness", "model", "data", "recipe", "parity", "software", "artifacts")
 PENDING = 'pending (filled in by the evaluation: `update_card(entry, "robustness", {...})`)'
-
-
-def write_text_atomic(path, text):
-    """Writes text to a temporary file beside `path`, then renames it over `path`.
-
-    Args:
-        path: destination file; its directory must exist.
-        text: the full new content.
-    """
-    path = pathlib.Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(
-            temporary, 0o644
-        )  # mkstemp's 0600 would hide the file from servers and other users.
-        os.replace(temporary, path)
-    except BaseException:
-        pathlib.Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path, data):
-    """Writes JSON to a temporary file beside `path`, then renames it over `path`."""
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=json_default) + "\n")
-
-
-def json_default(value):
-    """JSON for what `json` cannot encode: NumPy scalars and arrays as numbers, the rest as str."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
-def to_json(data):
-    """`data` as plain JSON types (what it reads back as after a JSON round trip).
-
-    Numbers that are not finite (NaN, infinities) become None: standard JSON has none.
-    """
-    return _finite_or_null(json.loads(json.dumps(data, default=json_default)))
-
-
-def _finite_or_null(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite_or_null(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_null(item) for item in value]
-    return value
 
 
 @contextlib.contextmanager
@@ -108,33 +55,6 @@ def _open_lock_file(path):
         raise ValueError(
             f"{path}: cannot open the zoo's lock file ({error.strerror or error})"
         ) from None
-
-
-def read_card(entry_dir):
-    """The card of a zoo entry as a dict.
-
-    Args:
-        entry_dir: the entry directory, e.g. `zoo/jr`.
-
-    Returns:
-        The parsed `card.json`.
-
-    Raises:
-        FileNotFoundError: the entry has no card.
-        ValueError: the card is not a file, not valid JSON or not a JSON object.
-    """
-    path = pathlib.Path(entry_dir) / CARD_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no model card (is {entry_dir} a zoo entry?)")
-    if not path.is_file():
-        raise ValueError(f"{path}: corrupt model card (not a file)")
-    try:
-        card = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: corrupt model card ({error})") from None
-    if not isinstance(card, dict):
-        raise ValueError(f"{path}: corrupt model card (not a JSON object)")  # noqa: TRY004
-    return card
 
 
 def write_card(entry_dir, card):
@@ -184,12 +104,15 @@ def render_readme(card):
             f"(versions kept: {versions})."
         ),
         "",
-        '- `model.keras`: `keras.saving.load_model("model.keras")` (after `import tfjsigr`)',
         (
-            "- `saved_model/<version>/`: TF Serving layout, signature `serving_default`, "
+            f'- `{MODEL_FILE}`: `tfjsigr.load_model("{MODEL_FILE}")` (or `keras.saving.load_model` '
+            "after `tfjsigr.register_keras_objects()`)"
+        ),
+        (
+            f"- `{SAVED_MODEL_DIR}/<version>/`: TF Serving layout, signature `serving_default`, "
             "input `image` (float32 [batch, H, W, C] in [0, 1]), outputs `logits` and `probabilities`"
         ),
-        "- `model.onnx`: same input and output names, dynamic batch (onnxruntime)",
+        f"- `{ONNX_FILE}`: same input and output names, dynamic batch (onnxruntime)",
         "",
     ]
     hidden = {"saved_model_versions"}

@@ -1,4 +1,3 @@
-import json
 
 import numpy as np
 import pytest
@@ -48,28 +47,6 @@ def test_update_card_of_a_missing_entry_creates_nothing(tmp_path):
     with pytest.raises(FileNotFoundError):
         card_lib.update_card(tmp_path / "zoo" / "absent", "robustness", {})
     assert list(tmp_path.iterdir()) == []
-
-
-def test_write_json_atomic_encodes_numpy_and_leaves_no_temporary(tmp_path):
-    path = tmp_path / "data.json"
-    card_lib.write_json_atomic(path, {"accuracy": np.float32(0.5), "counts": np.arange(3)})
-    assert json.loads(path.read_text()) == {"accuracy": 0.5, "counts": [0, 1, 2]}
-    assert [p.name for p in tmp_path.iterdir()] == ["data.json"]
-    assert path.stat().st_mode & 0o777 == 0o644
-
-
-def test_failed_write_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch):
-    path = tmp_path / "data.json"
-    card_lib.write_json_atomic(path, {"a": 1})
-
-    def full_disk(source, destination):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(card_lib.os, "replace", full_disk)
-    with pytest.raises(OSError, match="No space left"):
-        card_lib.write_json_atomic(path, {"a": 2})
-    assert json.loads(path.read_text()) == {"a": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["data.json"]
 
 
 def test_readme_renders_nested_and_list_values(tmp_path):

@@ -1,4 +1,5 @@
-"""`export_entry`: a trained model into a zoo entry (Keras, SavedModel, ONNX, card), atomically."""
+"""A trained model into a zoo entry (Keras, SavedModel, ONNX, card), atomically: `export_entry`
+for a model in memory, `export_run` for a run folder, entry or .keras file."""
 
 import datetime
 import logging
@@ -10,22 +11,26 @@ import tempfile
 
 import numpy as np
 
+from tfjsigr import io
 from tfjsigr.zoo import card as card_lib
 from tfjsigr.zoo import index as index_lib
+from tfjsigr.zoo import layout
 from tfjsigr.zoo import verify as verify_lib
+from tfjsigr.zoo.layout import (
+    MODEL_FILE,
+    NEW_SAVED_MODEL,
+    ONNX_FILE,
+    SAMPLE_FILE,
+    SAVED_MODEL_DIR,
+    STAGING_SUFFIX,
+    check_name,
+    list_versions,
+)
 
 MAX_PARITY_IMAGES = 1000
 STORED_SAMPLE_IMAGES = 256
 ONNX_OPSET = 17
 FORMAT_VERSION = 1
-NEW_SAVED_MODEL = "saved_model.new"
-STAGING_SUFFIX = ".staging"
-# Names of what a zoo holds beside its entries (`zoo build` recipes, `zoo evaluate` report).
-RESERVED_NAMES = {
-    index_lib.INDEX_FILE: "the zoo index",
-    "recipes": "the zoo's recipes",
-    "report": "the zoo's evaluation report",
-}
 
 
 class ParityError(ValueError):
@@ -111,7 +116,7 @@ def _publish(model, entry, staging, sections, signature):
     """
     previous = _check_previous_entry(entry, signature)
     _adopt_saved_model_versions(entry, staging, previous)
-    versions = verify_lib.saved_model_versions(staging)
+    versions = list_versions(staging / SAVED_MODEL_DIR)
     card = _card(model, entry.name, versions, signature, sections)
     card["history"] = _history(previous)
     card["artifacts"] = verify_lib.checksums(staging)
@@ -127,7 +132,7 @@ def _publish(model, entry, staging, sections, signature):
 
 def serving_backbone(model):
     """The Keras model that maps images to logits: `model.model` of a RegularizedModel."""
-    from tfjsigr.regularized_model import RegularizedModel
+    from tfjsigr.training.regularized_model import RegularizedModel
 
     return model.model if isinstance(model, RegularizedModel) else model
 
@@ -171,16 +176,16 @@ def write_artifacts(model, backbone, input_shape, images, directory, entry=None)
     import keras
 
     directory = pathlib.Path(directory)
-    model.save(directory / verify_lib.KERAS_FILE)
+    model.save(directory / MODEL_FILE)
     serve = serving_function(backbone, input_shape)
     write_saved_model(backbone, serve, directory / NEW_SAVED_MODEL)
-    write_onnx(serve, directory / verify_lib.ONNX_FILE)
+    write_onnx(serve, directory / ONNX_FILE)
     reference = verify_lib.keras_logits(model, images)
-    reloaded = keras.saving.load_model(directory / verify_lib.KERAS_FILE)
+    reloaded = keras.saving.load_model(directory / MODEL_FILE)
     reloaded_logits = verify_lib.keras_logits(reloaded, images)
     figures = {
         "onnx": verify_lib.parity(
-            reference, verify_lib.onnx_outputs(directory / "model.onnx", images)
+            reference, verify_lib.onnx_outputs(directory / ONNX_FILE, images)
         ),
         "saved_model": verify_lib.parity(
             reference, verify_lib.saved_model_outputs(directory / NEW_SAVED_MODEL, images)
@@ -195,7 +200,7 @@ def write_artifacts(model, backbone, input_shape, images, directory, entry=None)
             f"export of {entry or directory} failed its parity check: {'; '.join(failures)}"
         )
     stored = slice(0, STORED_SAMPLE_IMAGES)
-    np.savez(directory / verify_lib.SAMPLE_FILE, images=images[stored], logits=reference[stored])
+    np.savez(directory / SAMPLE_FILE, images=images[stored], logits=reference[stored])
     return {
         runtime: {**figure, "tolerance": verify_lib.PARITY_TOLERANCE}
         for runtime, figure in figures.items()
@@ -253,28 +258,6 @@ def software_versions():
 def _softmax(logits):
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
-def check_name(name):
-    """`name` if it may name a zoo entry.
-
-    Args:
-        name: the entry name to check.
-
-    Returns:
-        `name`.
-
-    Raises:
-        ValueError: not letters, digits, ".", "_" and "-" (not starting with "."), or the name
-            of something a zoo holds beside its entries (index.json, recipes, report).
-    """
-    if not isinstance(name, str) or not index_lib.NAME_PATTERN.fullmatch(name):
-        raise ValueError(
-            f"entry name {name!r}: use letters, digits, '.', '_' and '-', not starting with '.'"
-        )
-    if name in RESERVED_NAMES:
-        raise ValueError(f"entry name {name!r} is reserved for {RESERVED_NAMES[name]}")
-    return name
 
 
 def model_input_shape(model):
@@ -394,11 +377,11 @@ def _describe(signature):
 
 def _adopt_saved_model_versions(entry, staging, previous):
     """Links the entry's SavedModel versions into `staging`; moves the new one in as the next."""
-    versions = verify_lib.saved_model_versions(entry)
-    root = staging / verify_lib.SAVED_MODEL_DIR
+    versions = list_versions(entry / SAVED_MODEL_DIR)
+    root = staging / SAVED_MODEL_DIR
     root.mkdir()
     for version in versions:
-        source = entry / verify_lib.SAVED_MODEL_DIR / str(version)
+        source = entry / SAVED_MODEL_DIR / str(version)
         shutil.copytree(source, root / str(version), copy_function=_link_or_copy)
     version = 1 + max([0, *versions, *_used_versions(previous)])
     os.rename(staging / NEW_SAVED_MODEL, root / str(version))
@@ -503,8 +486,103 @@ def _card(model, name, versions, signature, sections):
         },
         "software": software_versions(),
     }
-    return card_lib.to_json(card)
+    return io.to_json(card)
 
 
 def _name_or_none(value):
     return None if value is None else getattr(value, "name", type(value).__name__)
+
+
+DEFAULT_DATASET = "fashion_mnist"  # The data set of a bare .keras file without `dataset`.
+
+
+def export_run(model, zoo_dir=layout.DEFAULT_ZOO_DIR, name=None, dataset=None, data_dir=None):
+    """Exports a trained model (a run folder, a zoo entry folder or a .keras file) to the zoo.
+
+    A run folder's recipe.json and metrics.json, or an entry folder's card.json, go onto the
+    new card; the parity checks run on up to MAX_PARITY_IMAGES test images of the model's data
+    set.
+
+    Args:
+        model: the run folder, entry folder or .keras file.
+        zoo_dir: the zoo to export into.
+        name: the entry name [default: the recipe's (or entry's), else `layout.default_entry_name`].
+        dataset: the data set of the parity images [default: the recipe's, else fashion_mnist];
+            it may not contradict the recipe's.
+        data_dir: a folder of local copies of the data set.
+
+    Returns:
+        The entry folder.
+
+    Raises:
+        FileNotFoundError, ValueError: a missing or unloadable model, corrupt side files, a bad
+            name, a data set the model does not take, or failed parity (nothing exported);
+            one line naming the file or argument.
+    """
+    from tfjsigr import data as data_lib
+
+    record = layout.read_record(model)
+    dataset = _parity_dataset(dataset, record)
+    name = _entry_name(name, model, record)
+    keras_model = layout.load_model(model)
+    images, _, description = data_lib.load_dataset(dataset, "test", data_dir=data_dir)
+    images = images[:MAX_PARITY_IMAGES]
+    _check_takes_images(layout.model_file(model), keras_model, images, dataset)
+    try:
+        return export_entry(
+            keras_model, zoo_dir, name, record.recipe, record.metrics, images,
+            record.data or {"test": description},
+        )  # fmt: skip
+    except ParityError as error:  # The message names the entry.
+        raise ParityError(f"{error}; nothing exported") from None
+
+
+def _parity_dataset(dataset, record):
+    """The recipe's data set, else `dataset` or the default; ValueError if they disagree."""
+    from tfjsigr.data import get_spec
+
+    recorded = record.recipe.get("dataset")
+    if recorded is None:
+        return dataset or DEFAULT_DATASET
+    key = f"{record.origin}: key 'dataset'"
+    try:
+        get_spec(recorded)
+    except ValueError as error:
+        raise ValueError(f"{key}: {error}") from None
+    if dataset is not None and dataset != recorded:
+        raise ValueError(
+            f"dataset {dataset}: the model was trained on {recorded} ({key}); leave it out"
+        )
+    return recorded
+
+
+def _entry_name(name, model, record):
+    """The entry name: given, else the record's, else the default one; checked."""
+    if name is not None:
+        origin = "name"
+    elif record.name is not None:
+        name, origin = record.name, f"{record.origin}: key 'name'"
+    else:
+        name = layout.default_entry_name(model)
+        origin = f"the default entry name, from {layout.model_file(model)} (choose a name)"
+    try:
+        return check_name(name)
+    except ValueError as error:
+        raise ValueError(f"{origin}: {error}") from None
+
+
+def _check_takes_images(model_file, model, images, dataset):
+    """ValueError naming the file unless the model takes images of the data set's shape."""
+    shape = model_input_shape(model)
+    if shape is None:  # Undefined (subclassed): the export finds out by running it.
+        return
+    if len(shape) != 4:
+        raise ValueError(
+            f"{model_file}: the model takes inputs of shape {list(shape)}, not images "
+            "[N, height, width, channels]; the zoo serves image classifiers"
+        )
+    if any(d not in (None, size) for d, size in zip(shape[1:], images.shape[1:])):
+        raise ValueError(
+            f"{model_file}: the model takes images of shape {list(shape[1:])}, but {dataset} "
+            f"test images are {list(images.shape[1:])}; name the model's data set (--dataset)"
+        )

@@ -1,16 +1,14 @@
 """The zoo index, `zoo_dir/index.json`: one record per entry, written atomically."""
 
-import json
 import math
 import numbers
 import pathlib
-import re
 
+from tfjsigr import io
 from tfjsigr.zoo import card as card_lib
+from tfjsigr.zoo.layout import CARD_FILE, INDEX_FILE, NAME_PATTERN
 
-INDEX_FILE = "index.json"
 FORMAT_VERSION = 1
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def read_index(zoo_dir):
@@ -36,12 +34,7 @@ def read_index(zoo_dir):
     path = zoo_dir / INDEX_FILE
     if not path.exists():
         return []
-    if not path.is_file():
-        raise ValueError(f"{path}: corrupt zoo index (not a file)")
-    try:
-        index = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: corrupt zoo index ({error})") from None
+    index = io.read_json(path, "zoo index")
     entries = index.get("entries") if isinstance(index, dict) else None
     if not isinstance(entries, list):
         raise ValueError(f"{path}: corrupt zoo index (no list of named entries)")  # noqa: TRY004
@@ -99,42 +92,6 @@ def is_inside_path(path):
     return not path.startswith("/") and parts != () and ".." not in parts and parts != (".",)
 
 
-def entry_dir(zoo_dir, record):
-    """The directory of an entry a (validated) index record lists."""
-    return pathlib.Path(zoo_dir) / record.get("path", record["name"])
-
-
-def zoo_folder_around(path):
-    """The zoo entry or zoo that `path` is or lies inside, with the file that marks it.
-
-    An entry holds card.json; a zoo holds its lock file or an index.json with "entries".
-
-    Args:
-        path: a folder (it need not exist yet).
-
-    Returns:
-        (folder, marker file name), `folder` resolved, or None outside any zoo.
-    """
-    path = pathlib.Path(path).resolve()
-    for folder in (path, *path.parents):
-        if (folder / card_lib.CARD_FILE).exists():
-            return folder, card_lib.CARD_FILE
-        if _holds_zoo_index(folder):
-            return folder, INDEX_FILE
-        if (folder / card_lib.LOCK_FILE).exists():
-            return folder, card_lib.LOCK_FILE
-    return None
-
-
-def _holds_zoo_index(folder):
-    # index.json is a common name: only a JSON object with "entries" marks a zoo.
-    try:
-        index = json.loads((folder / INDEX_FILE).read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
-        return False
-    return isinstance(index, dict) and "entries" in index
-
-
 def is_positive_int(value):
     """Whether `value` is an int >= 1 (a bool is not)."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
@@ -171,8 +128,8 @@ def write_index(zoo_dir, entries):
     Numbers that are not finite are written as null (standard JSON has no NaN or Infinity).
     """
     entries = sorted(entries, key=lambda e: e["name"])
-    index = card_lib.to_json({"format_version": FORMAT_VERSION, "entries": entries})
-    card_lib.write_json_atomic(pathlib.Path(zoo_dir) / INDEX_FILE, index)
+    index = io.to_json({"format_version": FORMAT_VERSION, "entries": entries})
+    io.write_json_atomic(pathlib.Path(zoo_dir) / INDEX_FILE, index)
 
 
 def with_record(zoo_dir, record):
@@ -206,7 +163,7 @@ def scan_entries(zoo_dir):
     """Index records of every entry directory with a sound card (hidden ones skipped)."""
     records = []
     for entry_path in sorted(pathlib.Path(zoo_dir).iterdir()):
-        if entry_path.name.startswith(".") or not (entry_path / card_lib.CARD_FILE).is_file():
+        if entry_path.name.startswith(".") or not (entry_path / CARD_FILE).is_file():
             continue
         try:
             record = index_record(card_lib.read_card(entry_path))
@@ -215,3 +172,23 @@ def scan_entries(zoo_dir):
         if record["name"] == entry_path.name and record_problem(record) is None:
             records.append(record)
     return records
+
+
+def listing(entries):
+    """The entries of an index as a table: name, version, clean, AutoAttack and PGD accuracy,
+    ||J||_F, creation time."""
+    lines = [f"{'name':12} {'version':>7} {'clean':>7} {'AA@0.1':>8} {'PGD-20':>8} {'||J||_F':>8}  created"]
+    for entry in entries:
+        metrics = entry.get("metrics", {})
+        lines.append(
+            f"{entry['name']:12} {entry.get('version', '?'):>7} {_figure(metrics, 'clean_accuracy', 3)} "
+            f"{_figure(metrics, 'autoattack_accuracy', 3, 8)} "
+            f"{_figure(metrics, 'pgd_accuracy', 3, 8)} {_figure(metrics, 'mean_jacobian_norm', 2, 8)}"
+            f"  {entry.get('created') or ''}"
+        )
+    return "\n".join(lines)
+
+
+def _figure(metrics, key, digits, width=7):
+    value = metrics.get(key)
+    return f"{value:{width}.{digits}f}" if isinstance(value, (int, float)) else f"{'-':>{width}}"

@@ -5,6 +5,7 @@ import pytest
 
 from tfjsigr.zoo import card as card_lib
 from tfjsigr.zoo import index as index_lib
+from tfjsigr.zoo import layout as layout_lib
 
 
 def card(name, version=1, **metrics):
@@ -89,8 +90,8 @@ def test_index_that_is_a_directory_or_from_a_newer_format(tmp_path):
 
 
 def test_entry_dir_stays_inside_the_zoo(tmp_path):
-    assert index_lib.entry_dir(tmp_path, {"name": "jr", "version": 1}) == tmp_path / "jr"
-    assert index_lib.entry_dir(tmp_path, {"name": "jr", "path": "sub/jr"}) == tmp_path / "sub/jr"
+    assert layout_lib.entry_dir(tmp_path, {"name": "jr", "version": 1}) == tmp_path / "jr"
+    assert layout_lib.entry_dir(tmp_path, {"name": "jr", "path": "sub/jr"}) == tmp_path / "sub/jr"
     assert [index_lib.is_inside_path(p) for p in ("jr", "a/b", "/jr", "a/../..", "", None)] == [
         True, True, False, False, False, False
     ]  # fmt: skip
@@ -140,4 +141,4 @@ def test_zoo_folder_around_a_path(tmp_path, layout, found):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text(text)
     expected = found and ((tmp_path / found[0]).resolve(), found[1])
-    assert index_lib.zoo_folder_around(tmp_path / "z" / "e" / "run" / "new") == expected
+    assert layout_lib.zoo_folder_around(tmp_path / "z" / "e" / "run" / "new") == expected

@@ -2,25 +2,30 @@
 
 import hashlib
 import pathlib
-import re
 
 import numpy as np
 
 from tfjsigr.zoo import card as card_lib
 from tfjsigr.zoo import index as index_lib
+from tfjsigr.zoo import layout
+from tfjsigr.zoo.layout import (
+    CARD_FILE,
+    INDEX_FILE,
+    MODEL_FILE,
+    ONNX_FILE,
+    README_FILE,
+    SAMPLE_FILE,
+    SAVED_MODEL_DIR,
+    STAGING_PATTERN,
+    list_versions,
+)
 
 PARITY_TOLERANCE = 1e-4
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("logits", "probabilities")
-SAMPLE_FILE = "parity_sample.npz"
-KERAS_FILE = "model.keras"
-ONNX_FILE = "model.onnx"
-SAVED_MODEL_DIR = "saved_model"
 RANDOM_IMAGES = 32
 # Written by a user or an evaluation, not by the export: outside the checksums.
-UNCHECKED_FILES = (card_lib.CARD_FILE, card_lib.README_FILE)
-# What `export.export_entry` builds an entry in (and sets aside the previous one as).
-STAGING_PATTERN = re.compile(r"\.staging(\.old)?$")
+UNCHECKED_FILES = (CARD_FILE, README_FILE)
 REQUIRED_KEYS = ("name", "version", "saved_model_versions", "model", "artifacts", "parity")
 
 
@@ -47,14 +52,6 @@ def checksums(entry_dir):
     """{relative path: sha256} of every artifact file of an entry."""
     entry_dir = pathlib.Path(entry_dir)
     return {relative: sha256(entry_dir / relative) for relative in artifact_files(entry_dir)}
-
-
-def saved_model_versions(entry_dir):
-    """Integer version directories under `saved_model/`, ascending."""
-    root = pathlib.Path(entry_dir) / SAVED_MODEL_DIR
-    if not root.is_dir():
-        return []
-    return sorted(int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit())
 
 
 def keras_logits(model, images, batch_size=256):
@@ -173,25 +170,25 @@ def verify_entry(entry_dir, tolerance=PARITY_TOLERANCE, random_images=RANDOM_IMA
         return [str(error)]
     missing = [key for key in REQUIRED_KEYS if key not in card]
     if missing:
-        return [f"{entry_dir / card_lib.CARD_FILE}: corrupt model card (missing {missing})"]
+        return [f"{entry_dir / CARD_FILE}: corrupt model card (missing {missing})"]
     problems = _card_problems(entry_dir, card) + _checksum_problems(entry_dir, card)
     return problems + _runtime_problems(entry_dir, card, tolerance, random_images)
 
 
 def _card_problems(entry_dir, card):
     problems = [
-        f"{entry_dir / card_lib.CARD_FILE}: corrupt model card ({problem})"
+        f"{entry_dir / CARD_FILE}: corrupt model card ({problem})"
         for problem in _card_type_problems(card)
     ]
     if card["name"] != entry_dir.name:
         problems.append(f"{entry_dir}: card names the entry {card['name']!r}")
-    versions = saved_model_versions(entry_dir)
+    versions = list_versions(entry_dir / SAVED_MODEL_DIR)
     if versions != card["saved_model_versions"] or not versions or versions[-1] != card["version"]:
         problems.append(
             f"{entry_dir / SAVED_MODEL_DIR}: versions on disk {versions} do not match the card's "
             f"saved_model_versions {card['saved_model_versions']!r} and version {card['version']!r}"
         )
-    readme = entry_dir / card_lib.README_FILE
+    readme = entry_dir / README_FILE
     try:
         up_to_date = readme.read_text() == card_lib.render_readme(card)
     except (OSError, UnicodeDecodeError):
@@ -236,7 +233,7 @@ def _checksum_problems(entry_dir, card):
         path = entry_dir / relative
         if not index_lib.is_inside_path(relative):
             problems.append(
-                f"{entry_dir / card_lib.CARD_FILE}: artifact {relative!r} is outside the entry"
+                f"{entry_dir / CARD_FILE}: artifact {relative!r} is outside the entry"
             )
         elif not path.is_file():
             problems.append(f"{path}: missing")
@@ -249,26 +246,24 @@ def _checksum_problems(entry_dir, card):
 
 
 def _runtime_problems(entry_dir, card, tolerance, random_images):
-    import keras
-
-    import tfjsigr  # noqa: F401  (registers the serializable classes model.keras refers to)
+    from tfjsigr.zoo.layout import load_model
 
     try:
-        model = keras.saving.load_model(entry_dir / KERAS_FILE)
-    except Exception as error:  # noqa: BLE001  (any load failure is a problem to report)
-        return [f"{entry_dir / KERAS_FILE}: cannot load ({_one_line(error)})"]
+        model = load_model(entry_dir / MODEL_FILE)
+    except (OSError, ValueError) as error:  # any load failure is a problem to report
+        return [f"{entry_dir / MODEL_FILE}: cannot load ({_one_line(error)})"]
     images, recorded, problems = _parity_inputs(entry_dir, card, random_images)
     if images is None:
         return problems
     try:
         reference = keras_logits(model, images)
     except Exception as error:  # noqa: BLE001
-        return problems + [f"{entry_dir / KERAS_FILE}: cannot run ({_one_line(error)})"]
+        return problems + [f"{entry_dir / MODEL_FILE}: cannot run ({_one_line(error)})"]
     if recorded is not None:
         drift = _max_abs(reference[: len(recorded)], np.asarray(recorded, np.float64))
         if not drift < tolerance:
             problems.append(
-                f"{entry_dir / KERAS_FILE}: logits differ from those recorded at export by {drift:.3g}"
+                f"{entry_dir / MODEL_FILE}: logits differ from those recorded at export by {drift:.3g}"
             )
     runtimes = {
         ONNX_FILE: lambda: _checked_onnx_outputs(entry_dir / ONNX_FILE, images),
@@ -318,7 +313,7 @@ def _parity_inputs(entry_dir, card, random_images):
     except Exception as error:  # noqa: BLE001
         problems.append(f"{path}: cannot read the stored sample ({_one_line(error)})")
     if not shape:
-        problem = f"{entry_dir / card_lib.CARD_FILE}: no input shape to draw random images from"
+        problem = f"{entry_dir / CARD_FILE}: no input shape to draw random images from"
         return None, None, [*problems, problem]
     fresh = np.random.default_rng(0).uniform(size=(random_images, *shape)).astype(np.float32)
     images = np.concatenate([np.reshape(stored, (-1, *shape)), fresh])
@@ -353,15 +348,13 @@ def verify_zoo(zoo_dir, tolerance=PARITY_TOLERANCE):
 
     Raises:
         FileNotFoundError: `zoo_dir` does not exist.
+        ValueError: `zoo_dir` is one entry of a zoo, not a zoo.
     """
     zoo_dir = pathlib.Path(zoo_dir)
     if not zoo_dir.is_dir():
         raise FileNotFoundError(f"{zoo_dir}: no such zoo directory")
-    on_disk = [
-        p.name
-        for p in sorted(zoo_dir.iterdir())
-        if p.is_dir() and not p.name.startswith(".") and (p / card_lib.CARD_FILE).exists()
-    ]
+    layout.check_is_zoo_not_entry(zoo_dir)
+    on_disk = [p.name for p in sorted(zoo_dir.iterdir()) if layout.is_entry(p)]
     problems, listed = _index_problems(zoo_dir, on_disk)
     problems += _leftover_problems(zoo_dir)
     if not on_disk and not listed:
@@ -389,7 +382,7 @@ def _guarded_verify_entry(entry_dir, tolerance):
 
 
 def _index_problems(zoo_dir, on_disk):
-    index_path = zoo_dir / index_lib.INDEX_FILE
+    index_path = zoo_dir / INDEX_FILE
     try:
         records = index_lib.read_index(zoo_dir)
     except ValueError as error:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfjsigr.cli.images import read_image, read_images
+from tfjsigr.data.image_files import read_image, read_images
 
 GRAY, RGB = (8, 8, 1), (8, 8, 3)
 PIXELS = np.random.default_rng(0).integers(0, 256, (8, 8), dtype=np.uint8)

@@ -1,12 +1,10 @@
 """Trains a recipe with `model.fit`: seeds, distribution strategies, resume, NaN guard, metrics."""
 
+import contextlib
 import dataclasses
 import json
-import os
 import pathlib
-import platform
 import shutil
-import tempfile
 import time
 
 import keras
@@ -14,27 +12,21 @@ import numpy as np
 import tensorflow as tf
 
 from tfjsigr import data as data_lib
-from tfjsigr import robustness
-from tfjsigr.atomic_backup_and_restore import (
-    METADATA_FILE,
-    AtomicBackupAndRestore,
-    checkpointed_epoch,
+from tfjsigr import io
+from tfjsigr.evaluation.metrics import describe_hardware, run_figures
+from tfjsigr.pipeline.checkpoints import AtomicBackupAndRestore, checkpointed_epoch
+from tfjsigr.pipeline.recipes import build_optimizer
+from tfjsigr.pipeline.strategies import make_strategy, worker_index
+from tfjsigr.training.regularized_model import RegularizedModel
+from tfjsigr.zoo.layout import (
+    BACKUP_DIR,
+    CARD_FILE,
+    CHECKPOINT_METADATA_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    RECIPE_FILE,
+    zoo_folder_around,
 )
-from tfjsigr.attacks.auto_attack import auto_attack, predictions
-from tfjsigr.recipes import build_optimizer
-from tfjsigr.regularized_model import RegularizedModel
-from tfjsigr.zoo.card import CARD_FILE, json_default, write_json_atomic
-from tfjsigr.zoo.index import zoo_folder_around
-
-STRATEGIES = ("default", "mirrored", "multi-worker")
-PGD_EVALUATION = {"eps": 0.1, "step_size": 0.025, "steps": 20}
-MODEL_FILE = "model.keras"
-METRICS_FILE = "metrics.json"
-RECIPE_FILE = "recipe.json"
-BACKUP_DIR = "backup"
-# The recipe a checkpoint belongs to, kept in the checkpoint folder: the run folder's own
-# recipe.json describes its model.keras, which a new run only replaces once it has finished.
-RESUME_RECORD = "recipe.json"
 
 
 class TrainingDiverged(RuntimeError):
@@ -51,83 +43,6 @@ class TrainingResult:
     eval_images: np.ndarray
     eval_labels: np.ndarray
     is_chief: bool = True
-
-
-def make_strategy(name):
-    """A `tf.distribute` strategy from "default", "mirrored" or "multi-worker" (reads TF_CONFIG).
-
-    Raises:
-        ValueError: unknown name, or multi-worker without a valid TF_CONFIG (a cluster of
-            "host:port" lists and this process's task in it).
-    """
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi-worker":
-        _check_tf_config(_tf_config())
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"unknown strategy {name!r}; known: {list(STRATEGIES)}")
-
-
-def _tf_config():
-    try:
-        config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    except json.JSONDecodeError as error:
-        raise ValueError(f"TF_CONFIG is not valid JSON ({error})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"TF_CONFIG must be a JSON object, got {_short_json(config)}")  # noqa: TRY004
-    return config
-
-
-def _check_tf_config(config):
-    """ValueError unless TF_CONFIG has a cluster of "host:port" lists and a task within it."""
-    if "cluster" not in config:
-        raise ValueError("--strategy multi-worker needs TF_CONFIG with a 'cluster' (see README)")
-    cluster = config["cluster"]
-    if not (isinstance(cluster, dict) and cluster and all(map(_is_address_list, cluster.values()))):
-        raise ValueError(
-            "TF_CONFIG: 'cluster' must map task types to lists of \"host:port\" addresses, "
-            f"got {_short_json(cluster)}"
-        )
-    task = config.get("task")
-    if not isinstance(task, dict) or task.get("type") not in cluster:
-        raise ValueError(
-            f"TF_CONFIG: 'task' must name a 'type' of the cluster ({', '.join(sorted(cluster))}) "
-            f"and an 'index', got {_short_json(task)}"
-        )
-    index, addresses = task.get("index", 0), cluster[task["type"]]
-    if not _is_integer(index) or not 0 <= index < len(addresses):
-        raise ValueError(
-            f"TF_CONFIG: task 'index' must be an integer from 0 to {len(addresses) - 1} "
-            f"(the {task['type']} addresses), got {_short_json(index)}"
-        )
-
-
-def _is_address_list(addresses):
-    return isinstance(addresses, list) and len(addresses) > 0 and all(map(_is_address, addresses))
-
-
-def _is_address(address):
-    if not isinstance(address, str) or ":" not in address:
-        return False
-    host, port = address.rsplit(":", 1)
-    return bool(host) and port.isdigit() and 0 < int(port) < 65536
-
-
-def _is_integer(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _short_json(value):
-    return json.dumps(value)[:200]
-
-
-def _worker_index():
-    """(is_chief, index) of this process in a multi-worker cluster (chief: worker 0 or 'chief')."""
-    task = _tf_config().get("task", {})
-    kind, index = task.get("type", "worker"), int(task.get("index", 0))
-    return kind == "chief" or (kind == "worker" and index == 0), index
 
 
 def load_training_data(recipe, data_dir=None, source="auto"):
@@ -179,7 +94,7 @@ def train(
     """Trains a recipe, resuming from `run_dir`'s checkpoint if a previous run was interrupted.
 
     Args:
-        recipe: a `tfjsigr.recipes.Recipe` (apply `quick_variant()` first for a quick run).
+        recipe: a `tfjsigr.pipeline.recipes.Recipe` (apply `quick_variant()` first for a quick run).
         run_dir: folder for the checkpoint (`backup/`, with a record of its recipe), and for
             `model.keras`, `metrics.json` and `recipe.json`, which replace the previous run's
             only once training has succeeded; not in a zoo (see `check_run_dir`). None trains without checkpoints
@@ -204,7 +119,7 @@ def train(
         run_dir = pathlib.Path(run_dir)
         check_run_dir(run_dir)
     distribution = make_strategy(strategy)
-    is_chief, worker = _worker_index() if strategy == "multi-worker" else (True, 0)
+    is_chief, worker = worker_index() if strategy == "multi-worker" else (True, 0)
     keras.utils.set_random_seed(recipe.seed)
     x_train, y_train, x_eval, y_eval, described = load_training_data(recipe, data_dir, source)
     spec = data_lib.get_spec(recipe.dataset)
@@ -255,12 +170,36 @@ def train(
         "final_train_accuracy": _last(history.history.get("accuracy")),
     }
     if evaluate:
-        metrics.update(evaluate_model(model.model, x_eval, y_eval, recipe.seed))
+        metrics.update(run_figures(model.model, x_eval, y_eval, recipe.seed))
     if run_dir is not None:
         if is_chief:
             save_run(run_dir, model, metrics, recipe)
         shutil.rmtree(backup, ignore_errors=True)
     return TrainingResult(model, metrics, history.history, x_eval, y_eval, is_chief)
+
+
+def format_metrics(metrics):
+    """The headline figures of a training run, one per line."""
+    pgd = metrics.get("pgd", {})
+    lines = [
+        f"clean accuracy:   {metrics['clean_accuracy']:.4f} ({metrics['eval_examples']} test images)"
+    ]
+    autoattack = metrics.get("autoattack")
+    if autoattack:
+        lines.append(
+            f"AutoAttack:       {metrics['autoattack_accuracy']:.4f} ({autoattack['version']} "
+            f"version, L-inf eps {autoattack['eps']}, {autoattack['examples']} images, seed "
+            f"{autoattack['seed']})"
+        )
+    lines += [
+        (
+            f"PGD-20 (fast):    {metrics['pgd_accuracy']:.4f} (PGD-{pgd.get('steps')} L-inf eps "
+            f"{pgd.get('eps')}, {pgd.get('examples')} images, seed {pgd.get('seed')})"
+        ),
+        f"mean ||J||_F:     {metrics['mean_jacobian_norm']:.3f}",
+        f"training time:    {metrics['train_seconds']:.1f} s",
+    ]
+    return "\n".join(lines)
 
 
 def check_run_dir(run_dir):
@@ -292,13 +231,13 @@ def _prepare_checkpoint_dir(run_dir, recipe, is_chief, worker):
     backup = run_dir / (BACKUP_DIR if is_chief else f"{BACKUP_DIR}-worker-{worker}")
     _discard_checkpoint_of_another_recipe(backup, recipe)
     backup.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(backup / RESUME_RECORD, recipe.to_dict())
+    io.write_json_atomic(backup / RECIPE_FILE, recipe.to_dict())
     return backup
 
 
 def _discard_checkpoint_of_another_recipe(backup, recipe):
     """Resuming is only valid for the same recipe: a changed one starts from scratch."""
-    if not (backup / METADATA_FILE).exists():
+    if not (backup / CHECKPOINT_METADATA_FILE).exists():
         return
     recorded = _read_resume_record(backup)
     if _resumable_part(recorded) != _resumable_part(recipe.to_dict()):
@@ -308,20 +247,10 @@ def _discard_checkpoint_of_another_recipe(backup, recipe):
 
 def _read_resume_record(backup):
     """The recipe (a dict) a checkpoint was trained with; ValueError naming the file otherwise."""
-    path = backup / RESUME_RECORD
     try:
-        recorded = json.loads(path.read_text())
-    except FileNotFoundError:
-        problem = "missing"
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        problem = f"unreadable ({error})"
-    else:
-        if isinstance(recorded, dict):
-            return recorded
-        problem = f"not a JSON object ({_short_json(recorded)})"
-    raise ValueError(
-        f"{path}: the record of the checkpoint's recipe is {problem}; delete {backup} to start over"
-    )
+        return io.read_json_object(backup / RECIPE_FILE, "record of the checkpoint's recipe")
+    except (FileNotFoundError, ValueError) as error:
+        raise ValueError(f"{error}; delete {backup} to start over") from None
 
 
 def _resumable_part(recipe_dict):
@@ -367,41 +296,6 @@ def _check_finite(model, history, name):
         )
 
 
-def describe_hardware():
-    """The machine a run trained on, in words: GPUs (if any), else CPU cores and model."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        names = [tf.config.experimental.get_device_details(g).get("device_name", "GPU") for g in gpus]
-        return f"{len(gpus)} GPU(s): " + ", ".join(names)
-    processor = platform.processor() or platform.machine()
-    return f"CPU: {os.cpu_count()} cores ({processor})"
-
-
-def evaluate_model(backbone, x, y, seed=0):
-    """Clean accuracy, PGD-20 and fast AutoAttack (L-inf, eps 0.1) accuracy, mean exact ||J||_F.
-
-    Fast AutoAttack (APGD-CE then APGD-T) is the robust figure of a run; PGD-20 is the fast one
-    beside it. `tfjsigr evaluate` runs the standard AutoAttack.
-    """
-    eps = PGD_EVALUATION["eps"]
-    print(
-        f"evaluating on {len(y)} test images (seed {seed}): clean, AutoAttack (fast) and "
-        f"PGD-{PGD_EVALUATION['steps']} at L-inf eps {eps}, exact ||J||_F"
-    )
-    logits = robustness.logits_function(backbone)
-    y = np.asarray(y, np.int32)
-    x_adv = auto_attack(logits, x, y, eps, version="fast", seed=seed)
-    return {
-        "clean_accuracy": robustness.accuracy(backbone, x, y),
-        "autoattack_accuracy": float(np.mean(predictions(logits, x_adv) == y)),
-        "autoattack": {"version": "fast", "norm": "linf", "eps": eps, "examples": len(y), "seed": seed},
-        "pgd_accuracy": robustness.pgd_accuracy(backbone, x, y, seed=seed, **PGD_EVALUATION),
-        "pgd": {"norm": "linf", **PGD_EVALUATION, "examples": len(y), "seed": seed},
-        "mean_jacobian_norm": robustness.mean_jacobian_norm(backbone, x),
-        "eval_examples": len(y),
-    }
-
-
 def save_run(run_dir, model, metrics, recipe):
     """Writes model.keras, metrics.json and recipe.json into `run_dir`, replacing a previous run's.
 
@@ -416,32 +310,8 @@ def save_run(run_dir, model, metrics, recipe):
     """
     run_dir = pathlib.Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    staged = {}
-    try:
-        staged[MODEL_FILE] = _temporary_file_beside(run_dir / MODEL_FILE)
-        model.save(staged[MODEL_FILE])
+    with contextlib.ExitStack() as staged:
+        model.save(staged.enter_context(io.atomic_path(run_dir / MODEL_FILE)))
         for name, data in ((METRICS_FILE, metrics), (RECIPE_FILE, recipe.to_dict())):
-            staged[name] = _temporary_file_beside(run_dir / name)
-            text = json.dumps(data, indent=2, sort_keys=True, default=json_default) + "\n"
-            staged[name].write_text(text)
-        for temporary in staged.values():
-            _make_durable_and_readable(temporary)
-        for name, temporary in staged.items():
-            os.replace(temporary, run_dir / name)
-    finally:
-        for temporary in staged.values():
-            temporary.unlink(missing_ok=True)
-
-
-def _temporary_file_beside(path):
-    handle, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix
-    )
-    os.close(handle)
-    return pathlib.Path(temporary)
-
-
-def _make_durable_and_readable(path):
-    with open(path, "rb") as written:
-        os.fsync(written.fileno())
-    os.chmod(path, 0o644)  # mkstemp's 0600 would hide the files from servers and other users.
+            text = json.dumps(data, indent=2, sort_keys=True, default=io.json_default) + "\n"
+            staged.enter_context(io.atomic_path(run_dir / name)).write_text(text)

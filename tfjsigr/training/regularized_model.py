@@ -3,9 +3,10 @@
 import keras
 import tensorflow as tf
 
-from tfjsigr import adversarial_training as adversarial_training_lib
 from tfjsigr import penalties as penalties_lib
+from tfjsigr.penalties import penalty as penalty_lib
 from tfjsigr.penalties.penalty import PenaltyContext
+from tfjsigr.training import adversarial_training as adversarial_training_lib
 
 IMAGE_KEY = "image"
 ANNOTATION_KEY = "annotation_mask"
@@ -16,14 +17,6 @@ def split_annotation(x):
     if isinstance(x, dict) and IMAGE_KEY in x:
         return x[IMAGE_KEY], x.get(ANNOTATION_KEY)
     return x, None
-
-
-def flatten_penalties(penalties):
-    """Composite penalties (J-SIGR) replaced by their components, in order."""
-    flat = []
-    for penalty in penalties:
-        flat.extend(flatten_penalties(penalty.components) if hasattr(penalty, "components") else [penalty])
-    return flat
 
 
 class _Untracked:
@@ -92,7 +85,7 @@ class RegularizedModel(keras.Model):
         self.model = model
         self.penalties = [penalties_lib.get(p) for p in penalties]
         self.adversarial_training = adversarial_training_lib.get(adversarial_training)
-        self._trained_penalties = flatten_penalties(self.penalties)
+        self._trained_penalties = penalty_lib.flatten(self.penalties)
         names = [p.name for p in self._trained_penalties]
         if len(set(names)) != len(names):
             raise ValueError(f"penalty names must be unique (they name metrics), got {names}")

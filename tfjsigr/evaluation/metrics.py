@@ -1,22 +1,27 @@
-"""Batched robustness measurements: clean and attacked accuracy, mean Jacobian norm."""
+"""Batched robustness measurements: clean and attacked accuracy, mean Jacobian norm, and the
+figures every training run ends with (`run_figures`)."""
+
+import os
+import platform
 
 import numpy as np
 import tensorflow as tf
 
 from tfjsigr.attacks import projected_gradient_descent
+from tfjsigr.attacks.auto_attack import auto_attack, predictions
 from tfjsigr.attacks.projected_gradient_descent import loss_gradient
+from tfjsigr.evaluation import attacks as evaluation_attacks
+from tfjsigr.evaluation.attacks import logits_function
 from tfjsigr.ops import per_example_squared_norm
 from tfjsigr.penalties.jacobian import exact_squared_frobenius
+
+# The fast robust figure of every training run, beside fast AutoAttack at the same eps.
+PGD_EVALUATION = {"eps": 0.1, "step_size": 0.025, "steps": 20}
 
 
 def _batches(count, batch_size):
     for start in range(0, count, batch_size):
         yield slice(start, min(start + batch_size, count))
-
-
-def logits_function(model):
-    """A compiled inference-mode logits function of a Keras model."""
-    return tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
 
 def accuracy(model, x, y, batch_size=500):
@@ -73,10 +78,44 @@ def accuracy_curve(model, x, y, attack="pgd", eps_grid=(0.02, 0.05, 0.1, 0.2, 0.
     Returns:
         A list of {attack, eps, accuracy, samples, seed, parameters}.
     """
-    from tfjsigr.evaluation import attacks as evaluation_attacks  # evaluation imports this module
-
     records, _ = evaluation_attacks.accuracy_curve(
-        attack, evaluation_attacks.logits_function(model), x, np.asarray(y, np.int32), eps_grid,
+        attack, logits_function(model), x, np.asarray(y, np.int32), eps_grid,
         seed, progress=False,
     )
     return records
+
+
+def run_figures(backbone, x, y, seed=0):
+    """Clean accuracy, fast AutoAttack and PGD-20 accuracy (L-inf, eps 0.1), mean exact ||J||_F:
+    the figures a training run, a tuning trial and the demo end with.
+
+    Fast AutoAttack (APGD-CE then APGD-T) is the robust figure of a run; PGD-20 is the fast one
+    beside it. `tfjsigr evaluate` runs the standard AutoAttack.
+    """
+    eps = PGD_EVALUATION["eps"]
+    print(
+        f"evaluating on {len(y)} test images (seed {seed}): clean, AutoAttack (fast) and "
+        f"PGD-{PGD_EVALUATION['steps']} at L-inf eps {eps}, exact ||J||_F"
+    )
+    logits = logits_function(backbone)
+    y = np.asarray(y, np.int32)
+    x_adv = auto_attack(logits, x, y, eps, version="fast", seed=seed)
+    return {
+        "clean_accuracy": accuracy(backbone, x, y),
+        "autoattack_accuracy": float(np.mean(predictions(logits, x_adv) == y)),
+        "autoattack": {"version": "fast", "norm": "linf", "eps": eps, "examples": len(y), "seed": seed},
+        "pgd_accuracy": pgd_accuracy(backbone, x, y, seed=seed, **PGD_EVALUATION),
+        "pgd": {"norm": "linf", **PGD_EVALUATION, "examples": len(y), "seed": seed},
+        "mean_jacobian_norm": mean_jacobian_norm(backbone, x),
+        "eval_examples": len(y),
+    }
+
+
+def describe_hardware():
+    """The machine a run trained on, in words: GPUs (if any), else CPU cores and model."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        names = [tf.config.experimental.get_device_details(g).get("device_name", "GPU") for g in gpus]
+        return f"{len(gpus)} GPU(s): " + ", ".join(names)
+    processor = platform.processor() or platform.machine()
+    return f"CPU: {os.cpu_count()} cores ({processor})"

@@ -2,9 +2,10 @@ import keras
 import numpy as np
 import pytest
 
-from tfjsigr import explanations, testing
+from tfjsigr import testing
 from tfjsigr.architectures import small_cnn
 from tfjsigr.data import load_fashion_mnist
+from tfjsigr.evaluation import explanations
 
 
 @pytest.fixture(scope="module")

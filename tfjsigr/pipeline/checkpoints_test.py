@@ -4,8 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from tfjsigr import atomic_backup_and_restore as backup_lib
-from tfjsigr.atomic_backup_and_restore import AtomicBackupAndRestore, checkpointed_epoch
+from tfjsigr.pipeline import checkpoints as backup_lib
+from tfjsigr.pipeline.checkpoints import AtomicBackupAndRestore, checkpointed_epoch
+from tfjsigr.zoo.layout import CHECKPOINT_METADATA_FILE
 
 
 class Kill(BaseException):
@@ -41,9 +42,9 @@ def test_resume_restores_the_weights_and_epoch_of_the_last_checkpoint(tmp_path):
     with pytest.raises(Kill):
         fit(model, tmp_path, 5, KillAtEpoch(2))
     saved = [w.copy() for w in model.get_weights()]
-    metadata = json.loads((tmp_path / backup_lib.METADATA_FILE).read_text())
+    metadata = json.loads((tmp_path / CHECKPOINT_METADATA_FILE).read_text())
     assert checkpointed_epoch(tmp_path) == 2 == metadata["epoch"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([backup_lib.METADATA_FILE, metadata["weights"]])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([CHECKPOINT_METADATA_FILE, metadata["weights"]])
 
     resumed = tiny_model()
     restore = AtomicBackupAndRestore(tmp_path)
@@ -58,7 +59,7 @@ def test_a_kill_while_writing_weights_keeps_the_previous_checkpoint(tmp_path, mo
     model = tiny_model()
     with pytest.raises(Kill):
         fit(model, tmp_path, 5, KillAtEpoch(2))
-    before = (tmp_path / backup_lib.METADATA_FILE).read_text()
+    before = (tmp_path / CHECKPOINT_METADATA_FILE).read_text()
 
     def truncated_save(filepath, overwrite=True):
         with open(filepath, "wb") as f:
@@ -68,8 +69,8 @@ def test_a_kill_while_writing_weights_keeps_the_previous_checkpoint(tmp_path, mo
     monkeypatch.setattr(model, "save_weights", truncated_save)
     with pytest.raises(Kill):
         fit(model, tmp_path, 5)
-    assert (tmp_path / backup_lib.METADATA_FILE).read_text() == before
-    assert list(tmp_path.glob(".partial-*")) == []
+    assert (tmp_path / CHECKPOINT_METADATA_FILE).read_text() == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # No temporary.
     history = fit(tiny_model(), tmp_path, 3)
     assert history.epoch == [2]
 
@@ -82,7 +83,7 @@ def test_a_kill_between_weights_and_metadata_resumes_the_older_epoch(tmp_path, m
     def kill(*args):
         raise Kill()
 
-    monkeypatch.setattr(backup_lib, "write_json_atomic", kill)
+    monkeypatch.setattr(backup_lib.io, "write_json_atomic", kill)
     with pytest.raises(Kill):
         fit(model, tmp_path, 5)
     monkeypatch.undo()
@@ -96,10 +97,10 @@ def test_a_damaged_checkpoint_is_a_clear_error(tmp_path):
     model = tiny_model()
     with pytest.raises(Kill):
         fit(model, tmp_path, 5, KillAtEpoch(1))
-    weights = tmp_path / json.loads((tmp_path / backup_lib.METADATA_FILE).read_text())["weights"]
+    weights = tmp_path / json.loads((tmp_path / CHECKPOINT_METADATA_FILE).read_text())["weights"]
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(ValueError, match="cannot be loaded.*delete"):
         fit(tiny_model(), tmp_path, 3)
-    (tmp_path / backup_lib.METADATA_FILE).write_text("{not json")
+    (tmp_path / CHECKPOINT_METADATA_FILE).write_text("{not json")
     with pytest.raises(ValueError, match="unreadable checkpoint"):
         fit(tiny_model(), tmp_path, 3)

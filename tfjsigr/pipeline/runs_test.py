@@ -12,10 +12,12 @@ import keras
 import numpy as np
 import pytest
 
-from tfjsigr import recipes, training
+from tfjsigr.pipeline import recipes, strategies
+from tfjsigr.pipeline import runs as training
+from tfjsigr.zoo import layout
 
-RECIPES_DIR = pathlib.Path(__file__).resolve().parents[1] / "zoo" / "recipes"
-WORKER_SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "tests" / "multi_worker_worker.py"
+RECIPES_DIR = pathlib.Path(__file__).resolve().parents[2] / "zoo" / "recipes"
+WORKER_SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "tests" / "multi_worker_worker.py"
 
 
 def import_worker_script():
@@ -81,10 +83,10 @@ def test_interrupted_training_resumes_from_its_last_epoch(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         training.train(recipe, run_dir, data_dir=data_dir, verbose=0, evaluate=False,
                        callbacks=[Interrupt(epoch=1, batch=1)])  # fmt: skip
-    backup = json.loads((run_dir / training.BACKUP_DIR / "training_metadata.json").read_text())
+    backup = json.loads((run_dir / layout.BACKUP_DIR / "training_metadata.json").read_text())
     assert backup["epoch"] == 1
-    assert sorted(p.name for p in run_dir.iterdir()) == [training.BACKUP_DIR]
-    record = run_dir / training.BACKUP_DIR / training.RESUME_RECORD
+    assert sorted(p.name for p in run_dir.iterdir()) == [layout.BACKUP_DIR]
+    record = run_dir / layout.BACKUP_DIR / layout.RECIPE_FILE
     assert json.loads(record.read_text())["name"] == recipe.name
 
     recorder = EpochRecorder()
@@ -94,8 +96,8 @@ def test_interrupted_training_resumes_from_its_last_epoch(tmp_path):
     assert recorder.epochs == [1, 2] and result.metrics["resumed_from_epoch"] == 1
     steps_per_epoch = 32 // 8
     assert int(result.model.optimizer.iterations) == 3 * steps_per_epoch
-    assert (run_dir / training.MODEL_FILE).is_file()
-    assert not (run_dir / training.BACKUP_DIR).exists()
+    assert (run_dir / layout.MODEL_FILE).is_file()
+    assert not (run_dir / layout.BACKUP_DIR).exists()
 
 
 def test_a_kill_after_the_last_epoch_keeps_the_checkpoint_until_the_model_is_saved(
@@ -108,10 +110,10 @@ def test_a_kill_after_the_last_epoch_keeps_the_checkpoint_until_the_model_is_sav
     def killed_while_evaluating(*args, **kwargs):
         raise KeyboardInterrupt("killed during the evaluation")
 
-    monkeypatch.setattr(training, "evaluate_model", killed_while_evaluating)
+    monkeypatch.setattr(training, "run_figures", killed_while_evaluating)
     with pytest.raises(KeyboardInterrupt):
         training.train(recipe, run_dir, data_dir=data_dir, verbose=0)
-    assert json.loads((run_dir / training.BACKUP_DIR / "training_metadata.json").read_text())[
+    assert json.loads((run_dir / layout.BACKUP_DIR / "training_metadata.json").read_text())[
         "epoch"
     ] == 3
     monkeypatch.undo()
@@ -120,8 +122,8 @@ def test_a_kill_after_the_last_epoch_keeps_the_checkpoint_until_the_model_is_sav
     result = training.train(recipe, run_dir, data_dir=data_dir, verbose=0, callbacks=[recorder])
     assert recorder.epochs == [] and result.metrics["resumed_from_epoch"] == 3
     assert int(result.model.optimizer.iterations) == 3 * (32 // 8)
-    assert (run_dir / training.MODEL_FILE).is_file() and "clean_accuracy" in result.metrics
-    assert not (run_dir / training.BACKUP_DIR).exists()
+    assert (run_dir / layout.MODEL_FILE).is_file() and "clean_accuracy" in result.metrics
+    assert not (run_dir / layout.BACKUP_DIR).exists()
 
 
 def test_a_changed_recipe_does_not_resume_an_old_checkpoint(tmp_path):
@@ -138,7 +140,7 @@ def test_a_changed_recipe_does_not_resume_an_old_checkpoint(tmp_path):
     assert recorder.epochs == [0, 1]
 
 
-RUN_FILES = (training.MODEL_FILE, training.METRICS_FILE, training.RECIPE_FILE)
+RUN_FILES = (layout.MODEL_FILE, layout.METRICS_FILE, layout.RECIPE_FILE)
 
 
 def test_a_failed_or_interrupted_run_keeps_the_previous_results(tmp_path):
@@ -157,9 +159,9 @@ def test_a_failed_or_interrupted_run_keeps_the_previous_results(tmp_path):
                        callbacks=[Interrupt(epoch=1, batch=0)])  # fmt: skip
 
     assert {name: (run_dir / name).read_bytes() for name in RUN_FILES} == previous
-    assert json.loads(previous[training.RECIPE_FILE])["name"] == "v1.2-tiny_a"
-    assert sorted(p.name for p in run_dir.iterdir()) == sorted([*RUN_FILES, training.BACKUP_DIR])
-    record = run_dir / training.BACKUP_DIR / training.RESUME_RECORD
+    assert json.loads(previous[layout.RECIPE_FILE])["name"] == "v1.2-tiny_a"
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted([*RUN_FILES, layout.BACKUP_DIR])
+    record = run_dir / layout.BACKUP_DIR / layout.RECIPE_FILE
     assert json.loads(record.read_text())["architecture"]["hidden"] == [16]
 
 
@@ -170,7 +172,7 @@ def test_saved_run_files_are_readable_by_everyone(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(RUN_FILES)
     for name in RUN_FILES:
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
-    assert json.loads((tmp_path / training.METRICS_FILE).read_text()) == {"final_loss": 0.5}
+    assert json.loads((tmp_path / layout.METRICS_FILE).read_text()) == {"final_loss": 0.5}
 
 
 def test_a_zoo_entry_is_refused_as_run_folder(tmp_path):
@@ -211,37 +213,37 @@ def write_checkpoint(backup, record):
     backup.mkdir(parents=True)
     (backup / "training_metadata.json").write_text('{"epoch": 1, "weights": "w.weights.h5"}')
     if record is not None:
-        (backup / training.RESUME_RECORD).write_text(record)
+        (backup / layout.RECIPE_FILE).write_text(record)
 
 
 @pytest.mark.parametrize(
     "record, problem",
     [
-        ("[1]", "not a JSON object \\(\\[1\\]\\)"),
-        ("{not json", "unreadable \\(Expecting property name"),
-        (None, "missing"),
+        ("[1]", "corrupt record of the checkpoint's recipe \\(not a JSON object\\)"),
+        ("{not json", "corrupt record of the checkpoint's recipe \\(Expecting property name"),
+        (None, "no such record of the checkpoint's recipe"),
     ],
 )
 def test_an_unusable_record_of_the_checkpoint_recipe_is_an_error_naming_it(
     tmp_path, record, problem
 ):
     data_dir = write_tiny_fashion_mnist(tmp_path)
-    backup = tmp_path / "run" / training.BACKUP_DIR
+    backup = tmp_path / "run" / layout.BACKUP_DIR
     write_checkpoint(backup, record)
-    path = backup / training.RESUME_RECORD
-    with pytest.raises(ValueError, match=f"{path}: the record .* is {problem}.*delete {backup}"):
+    path = backup / layout.RECIPE_FILE
+    with pytest.raises(ValueError, match=f"{path}: {problem}.*delete {backup}"):
         training.train(tiny_recipe(), tmp_path / "run", data_dir=data_dir, verbose=0)
     assert (backup / "training_metadata.json").is_file()
 
 
 def test_unreadable_checkpoint_metadata_is_an_error_naming_it(tmp_path):
     data_dir = write_tiny_fashion_mnist(tmp_path)
-    backup = tmp_path / "run" / training.BACKUP_DIR
+    backup = tmp_path / "run" / layout.BACKUP_DIR
     write_checkpoint(backup, json.dumps(tiny_recipe().to_dict()))
     metadata = backup / "training_metadata.json"
     metadata.unlink()
     metadata.mkdir()
-    with pytest.raises(ValueError, match=f"unreadable checkpoint {metadata} \\(IsADirectoryError"):
+    with pytest.raises(ValueError, match=f"unreadable checkpoint: {metadata}: corrupt checkpoint metadata \\(not a file"):
         training.train(tiny_recipe(), tmp_path / "run", data_dir=data_dir, verbose=0)
 
 
@@ -266,7 +268,7 @@ def test_unreadable_checkpoint_metadata_is_an_error_naming_it(tmp_path):
 def test_a_malformed_tf_config_is_a_value_error(monkeypatch, tf_config, message):
     monkeypatch.setenv("TF_CONFIG", tf_config)
     with pytest.raises(ValueError, match=message) as error:
-        training.make_strategy("multi-worker")
+        strategies.make_strategy("multi-worker")
     assert "\n" not in str(error.value)
 
 
@@ -275,7 +277,7 @@ def test_nan_loss_stops_training_and_writes_no_model(tmp_path):
     recipe = tiny_recipe(optimizer={"name": "sgd", "learning_rate": 1e30})
     with pytest.raises(training.TrainingDiverged, match="NaN.*no model was saved.*weight decay"):
         training.train(recipe, tmp_path / "run", data_dir=data_dir, verbose=0, evaluate=False)
-    assert not (tmp_path / "run" / training.MODEL_FILE).exists()
+    assert not (tmp_path / "run" / layout.MODEL_FILE).exists()
 
 
 def test_evaluation_reports_sample_sizes_and_finite_figures(tmp_path):
@@ -317,7 +319,7 @@ def test_opt_in_zoo_recipes_train_save_and_reload(tmp_path, name):
     recipe = dataclasses.replace(recipe, architecture=tiny, epochs=1, batch_size=8, eval_examples=4)
     result = training.train(recipe, tmp_path / "run", data_dir=data_dir, verbose=0)
     assert np.isfinite(result.history["loss"][-1]) and result.metrics["mean_jacobian_norm"] > 0
-    reloaded = keras.saving.load_model(tmp_path / "run" / training.MODEL_FILE)
+    reloaded = keras.saving.load_model(tmp_path / "run" / layout.MODEL_FILE)
     np.testing.assert_allclose(
         reloaded.predict(result.eval_images, verbose=0),
         result.model.predict(result.eval_images, verbose=0),

@@ -5,8 +5,8 @@ import tensorflow as tf
 
 import tfjsigr
 from tfjsigr import testing
-from tfjsigr.adversarial_training import AdversarialTraining
 from tfjsigr.penalties import JSIGR, TRADES, InputGradient, Jacobian, SelectiveInputGradient
+from tfjsigr.training.adversarial_training import AdversarialTraining
 
 RNG = np.random.default_rng(0)
 X = RNG.uniform(size=(32, 16, 16, 1)).astype(np.float32)

@@ -125,7 +125,7 @@ def ensemble_from_members(members, combine="logits", name="ensemble"):
     Returns:
         An `Ensemble` over the members' backbones (weights shared, not copied).
     """
-    from tfjsigr.regularized_model import RegularizedModel
+    from tfjsigr.training.regularized_model import RegularizedModel
 
     backbones = [m.model if isinstance(m, RegularizedModel) else m for m in members]
     return Ensemble(backbones, combine=combine, name=name)

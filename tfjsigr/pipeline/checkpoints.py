@@ -1,16 +1,11 @@
 """`AtomicBackupAndRestore`: Keras' `BackupAndRestore` with checkpoints a kill cannot corrupt."""
 
-import json
-import os
 import pathlib
-import uuid
 
 import keras
 
-from tfjsigr.zoo.card import write_json_atomic
-
-METADATA_FILE = "training_metadata.json"
-WEIGHTS_SUFFIX = ".weights.h5"
+from tfjsigr import io
+from tfjsigr.zoo.layout import CHECKPOINT_METADATA_FILE, CHECKPOINT_SUFFIX
 
 
 def checkpointed_epoch(backup_dir):
@@ -29,16 +24,19 @@ def read_metadata(backup_dir):
     Raises:
         ValueError: the metadata file is unreadable or incomplete (naming the file).
     """
-    path = pathlib.Path(backup_dir) / METADATA_FILE
+    path = pathlib.Path(backup_dir) / CHECKPOINT_METADATA_FILE
+    start_over = f"delete {path.parent} to start over"
     try:
-        metadata = json.loads(path.read_text())
-        return {**metadata, "epoch": int(metadata["epoch"]), "weights": str(metadata["weights"])}
+        metadata = io.read_json_object(path, "checkpoint metadata")
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except ValueError as error:
+        raise ValueError(f"unreadable checkpoint: {error}; {start_over}") from None
+    try:
+        return {**metadata, "epoch": int(metadata["epoch"]), "weights": str(metadata["weights"])}
+    except (KeyError, TypeError, ValueError) as error:
         raise ValueError(
-            f"unreadable checkpoint {path} ({type(error).__name__}: {error}); "
-            f"delete {path.parent} to start over"
+            f"unreadable checkpoint {path} ({type(error).__name__}: {error}); {start_over}"
         ) from None
 
 
@@ -83,20 +81,13 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def _save_model(self):
         self.backup_path.mkdir(parents=True, exist_ok=True)
-        name = f"epoch-{self._current_epoch}-batch-{self._last_batch_seen}{WEIGHTS_SUFFIX}"
-        partial = self.backup_path / f".partial-{uuid.uuid4().hex}{WEIGHTS_SUFFIX}"
-        try:
+        name = f"epoch-{self._current_epoch}-batch-{self._last_batch_seen}{CHECKPOINT_SUFFIX}"
+        with io.atomic_path(self.backup_path / name) as partial:
             self.model.save_weights(filepath=partial, overwrite=True)
-            with open(partial, "rb") as written:
-                os.fsync(written.fileno())
-            os.replace(partial, self.backup_path / name)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        write_json_atomic(
-            self.backup_path / METADATA_FILE,
+        io.write_json_atomic(
+            self.backup_path / CHECKPOINT_METADATA_FILE,
             {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name},
         )
-        for stale in self.backup_path.glob(f"*{WEIGHTS_SUFFIX}"):
+        for stale in self.backup_path.glob(f"*{CHECKPOINT_SUFFIX}"):
             if stale.name != name:
                 stale.unlink(missing_ok=True)

@@ -10,6 +10,8 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
+from tfjsigr import io
+
 DEFAULT_RHO = 0.1
 DEFAULT_STEPS = 35
 TOTAL_STEP_FACTOR = 5.0  # The steps' RMS lengths add up to 5 rho (SPEC.md).
@@ -185,7 +187,8 @@ def _plot(original, title, explanations, targets, figures, names, rho, path):
         axes[1, column].axis("off")
     fig.colorbar(shown, ax=axes[1, :].tolist(), shrink=0.8, label="explanation - original")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, format="png")  # At `path` exactly, whatever its suffix.
+    with io.atomic_path(path) as temporary:  # At `path` exactly, whatever its suffix.
+        fig.savefig(temporary, dpi=100, format="png")
     plt.close(fig)
 
 
@@ -194,3 +197,68 @@ def _show(axis, image, title):
     axis.imshow(image[..., 0] if gray else image, cmap="gray" if gray else None, vmin=0.0, vmax=1.0)
     axis.set_title(title, fontsize=8)
     axis.axis("off")
+
+
+def png_path(out):
+    """`out` with ".png" appended unless it ends in .png (matplotlib would add it).
+
+    Raises:
+        ValueError: no file name, or an existing part of its folder path is a file.
+    """
+    out = pathlib.Path(out)
+    if not out.name:
+        raise ValueError("out: expected a file name, got a folder path")
+    if out.suffix.lower() != ".png":
+        out = out.with_name(out.name + ".png")
+    existing = next(parent for parent in out.parents if parent.exists())
+    if not existing.is_dir():
+        raise ValueError(f"out {out}: {existing} is a file, not a folder")
+    return out
+
+
+def model_image_shape(model):
+    """(H, W, C) of the images a model (a RegularizedModel's backbone) takes."""
+    from tfjsigr.zoo.export import model_input_shape
+
+    shape = model_input_shape(model)
+    if shape is None:
+        raise ValueError("cannot tell the model's input shape")
+    if len(shape) != 4 or None in shape[1:]:
+        raise ValueError(f"expected a model on [N, H, W, C] images, got input shape {shape}")
+    return tuple(shape[1:])
+
+
+def explain_file(model, image, out="explanation.png", targets=None, rho=DEFAULT_RHO, steps=DEFAULT_STEPS):
+    """Adversarial explanations of an image file by a saved model, as a PNG grid.
+
+    Args:
+        model: a .keras file, run folder or zoo entry.
+        image: a PNG, JPEG (anything Pillow reads) or .npy image.
+        out: the PNG to write (".png" appended if missing); not the input image.
+        targets: classes to explain toward [default: every class].
+        rho: RMS bound on the change, pixels in [0, 1].
+        steps: descent steps.
+
+    Returns:
+        (the PNG path, [(probability before, after) per target], the targets).
+
+    Raises:
+        FileNotFoundError, ValueError: a missing file, an unloadable model or image, or a model
+            with NaN outputs (one line naming the file).
+    """
+    from tfjsigr.data.image_files import read_image
+    from tfjsigr.zoo import layout
+
+    image = pathlib.Path(image)
+    if not image.is_file():
+        raise FileNotFoundError(f"image not found: {image}")
+    out = png_path(out)
+    if out.resolve() == image.resolve():
+        raise ValueError(f"out {out} is the input image; choose another file")
+    keras_model = layout.load_model(model)
+    pixels = read_image(image, model_image_shape(keras_model))
+    try:
+        _, _, figures = explanation_grid(keras_model, pixels, rho, out, targets=targets or None, steps=steps)
+    except NonFiniteOutputs as error:
+        raise ValueError(f"{layout.model_file(model)}: {error}") from None
+    return out, figures, list(targets or range(len(figures)))

@@ -5,8 +5,8 @@ import pytest
 import tfjsigr
 from tfjsigr import testing
 from tfjsigr.architectures import small_cnn
-from tfjsigr.ensemble import Ensemble, ensemble_from_members
 from tfjsigr.penalties import Jacobian
+from tfjsigr.training.ensemble import Ensemble, ensemble_from_members
 from tfjsigr.zoo import export as export_lib
 from tfjsigr.zoo import verify as verify_lib
 

@@ -1,7 +1,8 @@
 """End-to-end demo: a J-SIGR model and its unregularized twin on the embedded Fashion-MNIST.
 
-Run with `python -m tfjsigr.demo` (or `make demo`). Trains both with the same seed, then prints
-clean accuracy, PGD accuracy (L-inf, eps 0.1) and the mean exact Jacobian norm of each.
+Run with `python -m tfjsigr.pipeline.demo` (or `make demo`). Trains both with the same seed, then
+prints the figures every training run ends with (`tfjsigr.evaluation.metrics.run_figures`):
+clean accuracy, fast AutoAttack and PGD-20 accuracy (L-inf, eps 0.1) and the mean exact ||J||_F.
 """
 
 import argparse
@@ -10,11 +11,9 @@ import time
 import keras
 
 import tfjsigr
-from tfjsigr import robustness
 from tfjsigr.architectures import small_cnn
 from tfjsigr.data import load_fashion_mnist
-
-PGD = {"eps": 0.1, "step_size": 0.025, "steps": 20}
+from tfjsigr.evaluation.metrics import PGD_EVALUATION, run_figures
 
 
 def train(penalties, x, y, epochs, seed):
@@ -52,22 +51,18 @@ def main(argv=None):
     for name, penalties in variants.items():
         print(f"--- training {name}")
         model, seconds = train(penalties, x_train, y_train, args.epochs, args.seed)
-        rows.append(
-            (
-                name,
-                robustness.accuracy(model, x_test, y_test),
-                robustness.pgd_accuracy(model, x_test, y_test, seed=args.seed, **PGD),
-                robustness.mean_jacobian_norm(model, x_test),
-                seconds,
-            )
-        )
+        rows.append((name, run_figures(model.model, x_test, y_test, args.seed), seconds))
+    pgd = PGD_EVALUATION
     print(
-        f"\nPGD-{PGD['steps']} L-inf eps {PGD['eps']} step {PGD['step_size']}, "
-        f"{len(x_test)} test images, seed {args.seed}"
+        f"\nAutoAttack (fast) and PGD-{pgd['steps']} (step {pgd['step_size']}) at L-inf eps "
+        f"{pgd['eps']}, {len(x_test)} test images, seed {args.seed}"
     )
-    print(f"{'model':8} {'clean':>7} {'PGD':>7} {'||J||_F':>8} {'train s':>8}")
-    for name, clean, pgd, jacobian, seconds in rows:
-        print(f"{name:8} {clean:7.3f} {pgd:7.3f} {jacobian:8.2f} {seconds:8.1f}")
+    print(f"{'model':8} {'clean':>7} {'AA-fast':>8} {'PGD':>7} {'||J||_F':>8} {'train s':>8}")
+    for name, figures, seconds in rows:
+        print(
+            f"{name:8} {figures['clean_accuracy']:7.3f} {figures['autoattack_accuracy']:8.3f} "
+            f"{figures['pgd_accuracy']:7.3f} {figures['mean_jacobian_norm']:8.2f} {seconds:8.1f}"
+        )
 
 
 if __name__ == "__main__":

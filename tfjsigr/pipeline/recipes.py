@@ -49,12 +49,12 @@ else:  # pragma: no cover
 
 import keras
 
-from tfjsigr import adversarial_training as adversarial_training_lib
-from tfjsigr import architectures, layers
-from tfjsigr import ensemble as ensemble_lib
+from tfjsigr import architectures, checks, layers
 from tfjsigr import penalties as penalties_lib
 from tfjsigr.data import datasets
-from tfjsigr.zoo.index import NAME_PATTERN
+from tfjsigr.training import adversarial_training as adversarial_training_lib
+from tfjsigr.training import ensemble as ensemble_lib
+from tfjsigr.zoo.layout import NAME_PATTERN
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 _TOP_LEVEL = {
@@ -82,18 +82,22 @@ _ENSEMBLE_KEYS = {"members": int, "combine": str}
 # Activations of tfjsigr that architectures may name in a recipe (Keras' own names work too).
 ACTIVATIONS = {"half_huber_relu": layers.half_huber_relu}
 _QUICK_KEYS = {"epochs": int, "batch_size": int, "train_examples": int, "eval_examples": int}
-_POSITIVE = ("epochs", "batch_size", "train_examples", "eval_examples", "steps", "members")
-# Upper bounds (wherever the key appears, e.g. quick.epochs): beyond them a run never ends.
-_AT_MOST = {"epochs": 10_000, "batch_size": 65_536, "steps": 10_000_000}
-# Ranges of the other numbers, by full key: (test, what the error says the value must be).
-_RANGES = {
-    "seed": (lambda value: 0 <= value < 2**32, "in [0, 2**32)"),
-    "optimizer.learning_rate": (lambda value: value > 0, "> 0"),
-    "optimizer.momentum": (lambda value: 0 <= value < 1, "in [0, 1)"),
-    "optimizer.weight_decay": (lambda value: value >= 0, ">= 0"),
-    # Images are in [0, 1]: a larger perturbation is no longer a perturbation.
-    "adversarial_training.epsilon": (lambda value: 0 < value <= 1, "in (0, 1]"),
-    "adversarial_training.step_size": (lambda value: 0 < value <= 1, "in (0, 1]"),
+# Bounds of recipe numbers (`tfjsigr.checks.number` rules), by full key or by key wherever it
+# appears (e.g. quick.epochs). Beyond the upper bounds a run never ends; images are in [0, 1],
+# so a larger perturbation is no longer a perturbation.
+_NUMBER_RULES = {
+    "epochs": {"low": 1, "high": 10_000, "whole": True},
+    "batch_size": {"low": 1, "high": 65_536, "whole": True},
+    "train_examples": {"low": 1, "whole": True},
+    "eval_examples": {"low": 1, "whole": True},
+    "steps": {"low": 1, "high": 10_000_000, "whole": True},
+    "members": {"low": 1, "whole": True},
+    "seed": {"low": 0, "high": 2**32, "high_open": True, "whole": True},
+    "optimizer.learning_rate": {"low": 0, "low_open": True},
+    "optimizer.momentum": {"low": 0, "high": 1, "high_open": True},
+    "optimizer.weight_decay": {"low": 0},
+    "adversarial_training.epsilon": {"low": 0, "high": 1, "low_open": True},
+    "adversarial_training.step_size": {"low": 0, "high": 1, "low_open": True},
 }
 _MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
 # Set by the data set, never by the recipe.
@@ -165,8 +169,9 @@ class Recipe:
             ) from None
 
     def build_penalties(self):
-        """Fresh penalty objects (every call builds new ones)."""
-        return [penalties_lib.get(dict(p)) for p in self.penalties]
+        """Fresh copies of the recipe's penalties, for one model (a penalty holds its model's
+        state once built)."""
+        return [penalty.clone() for penalty in self.penalties]
 
     def build_adversarial_training(self):
         """The `AdversarialTraining` mode, or None."""
@@ -176,7 +181,7 @@ class Recipe:
         """The recipe as plain data (for model cards), without the file path."""
         data = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
         data.pop("source")
-        data["penalties"] = [dict(p) for p in self.penalties]
+        data["penalties"] = [penalties_lib.to_record(p) for p in self.penalties]
         return data
 
 
@@ -238,7 +243,7 @@ def parse_recipe(data, source="<dict>"):
     _check_finite(data, source, "")
     _wrap(source, "dataset", datasets.get_spec, data["dataset"])
     _check_architecture(data["architecture"], source)
-    penalties = tuple(_check_penalty(p, i, source) for i, p in enumerate(data.get("penalties", [])))
+    penalties = tuple(_parse_penalty(p, i, source) for i, p in enumerate(data.get("penalties", [])))
     _check_optimizer(data.get("optimizer", {}), source)
     _check_table(
         data.get("adversarial_training", {}), _ADVERSARIAL_KEYS, source, "adversarial_training."
@@ -266,16 +271,9 @@ def _check_table(table, schema, source, prefix):
         if key not in schema:
             raise ValueError(f"{source}: unknown key '{prefix}{key}'; allowed: {sorted(schema)}")
         _check_type(value, schema[key], source, f"{prefix}{key}")
-        if key in _POSITIVE and value < 1:
-            raise ValueError(f"{source}: key '{prefix}{key}' must be >= 1, got {value}")
-        if key in _AT_MOST and value > _AT_MOST[key]:
-            raise ValueError(
-                f"{source}: key '{prefix}{key}' must be <= {_AT_MOST[key]}, got {value}"
-            )
-        in_range, allowed = _RANGES.get(f"{prefix}{key}", (None, None))
-        if in_range is not None and not in_range(value):
-            raise ValueError(f"{source}: key '{prefix}{key}' must be {allowed}, got {value}")
-
+        rule = _NUMBER_RULES.get(f"{prefix}{key}", _NUMBER_RULES.get(key))
+        if rule is not None:
+            checks.number(value, f"{source}: key '{prefix}{key}'", **rule)
 
 def _check_name(name, source):
     # The name becomes a folder (runs/<name>, zoo/<name>): the zoo's rule for entry names.
@@ -350,12 +348,12 @@ def _check_architecture(table, source):
         _wrap(source, "architecture.activation", keras.activations.get, activation)
 
 
-def _check_penalty(table, index, source):
+def _parse_penalty(table, index, source):
+    """The penalty a `[[penalties]]` table describes (built once, here)."""
     key = f"penalties[{index}]"
     if not isinstance(table, dict):
         raise ValueError(f"{source}: key '{key}' must be a table, got {type(table).__name__}")  # noqa: TRY004
-    _wrap(source, key, penalties_lib.get, dict(table))
-    return table
+    return _wrap(source, key, penalties_lib.get, dict(table))
 
 
 def _check_ensemble(table, source):
