@@ -93,19 +93,73 @@ def load_dataset(name, split="train", source="auto", data_dir=None, download=Non
         FileNotFoundError: no source has the data (the message lists every place tried),
             or `data_dir` lacks the split (or one file of an IDX pair).
     """
-    spec = get_spec(name)
+    images, labels, where = load_split(get_spec(name), split, source, data_dir, download, tfds_dir)
+    return images, labels, f"{name}/{split} ({len(labels)} images, {where})"
+
+
+def load_split(
+    spec, split, source="auto", data_dir=None, download=None, tfds_dir=None, image_size=None
+):
+    """Loads a whole split of the data set a `DatasetSpec` describes (any tensorflow-datasets
+    image-classification data set, not only those of `DATASETS`).
+
+    Args:
+        spec: the `DatasetSpec`; None in its `image_shape` means "varies" (then `image_size`
+            is required).
+        split, source, data_dir, download, tfds_dir: as for `load_dataset`.
+        image_size: (height, width) to resize every image to (bilinear, as Keras does), or
+            None to keep the data set's own size.
+
+    Returns:
+        (images, labels, where): float32 NHWC in [0, 1], int32 class ids, and where they came
+        from: "tfds <name>", "IDX <folder>", "sample <folder>" or "npz <file>".
+
+    Raises:
+        ValueError, FileNotFoundError: as for `load_dataset`, and a varying image size
+            without `image_size`.
+    """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    if image_size is None and None in spec.image_shape[:2]:
+        raise ValueError(f"{spec.name} images vary in size; pass an image size such as 64x64")
     check_data_dir(data_dir, source)
     if data_dir:
         found = _from_data_dir(spec, pathlib.Path(data_dir), split)
     else:
-        found = _from_sources(spec, split, source, download, tfds_dir)
+        found = _from_sources(spec, split, source, download, tfds_dir, image_size)
     images, labels, where = found
-    _check(spec, images, labels, where)
-    return images, labels, f"{name}/{split} ({len(labels)} images, {where})"
+    expected = spec.image_shape
+    if image_size is not None:
+        images = resize_images(images, image_size)
+        expected = (*image_size, spec.image_shape[2])
+    _check(spec, images, labels, where, expected)
+    return images, labels, where
+
+
+def resize_images(images, size, chunk=1024):
+    """Images resized to `size` (bilinear, as Keras' image loading), clipped to [0, 1].
+
+    Args:
+        images: float32 NHWC in [0, 1] (uint8 is scaled first).
+        size: (height, width).
+        chunk: images resized at a time (bounds the memory used on top of the result).
+
+    Returns:
+        float32 NHWC in [0, 1]; the input itself when it already has that size.
+    """
+    images = _to_float_images(images)
+    size = tuple(int(side) for side in size)
+    if images.shape[1:3] == size:
+        return images
+    import tensorflow as tf
+
+    resized = np.empty((len(images), *size, images.shape[-1]), np.float32)
+    for start in range(0, len(images), chunk):
+        batch = tf.image.resize(images[start : start + chunk], size, method="bilinear")
+        resized[start : start + chunk] = np.clip(batch.numpy(), 0.0, 1.0)
+    return resized
 
 
 def check_data_dir(data_dir, source="auto"):
@@ -142,9 +196,9 @@ def _from_data_dir(spec, data_dir, split):
     )
 
 
-def _from_sources(spec, split, source, download, tfds_dir):
+def _from_sources(spec, split, source, download, tfds_dir, image_size=None):
     tried = []
-    for attempt in _attempts(spec, source, download, tfds_dir):
+    for attempt in _attempts(spec, source, download, tfds_dir, image_size):
         found = attempt(split, tried)
         if found is not None:
             return found
@@ -155,16 +209,16 @@ def _from_sources(spec, split, source, download, tfds_dir):
     )
 
 
-def _attempts(spec, source, download, tfds_dir):
+def _attempts(spec, source, download, tfds_dir, image_size=None):
     """The loaders to try, in order; each takes (split, tried) and returns data or None."""
     local = source in ("auto", "full")
     attempts = []
     if local or source == "tfds":
-        attempts.append(functools.partial(_from_tfds, spec, tfds_dir, False))
+        attempts.append(functools.partial(_from_tfds, spec, tfds_dir, False, image_size))
     if local:
         attempts += [functools.partial(_from_folder, spec, folder) for folder in spec.local_dirs]
     if (local or source == "tfds") and download is not False:
-        attempts.append(functools.partial(_from_tfds, spec, tfds_dir, download))
+        attempts.append(functools.partial(_from_tfds, spec, tfds_dir, download, image_size))
     if source in ("auto", "sample") and spec.sample_dir is not None:
         attempts.append(functools.partial(_from_folder, spec, spec.sample_dir))
     return attempts
@@ -235,7 +289,7 @@ def _to_float_images(images):
     return images.astype(np.float32)
 
 
-def _from_tfds(spec, tfds_dir, download, split, tried):
+def _from_tfds(spec, tfds_dir, download, image_size, split, tried):
     import tensorflow_datasets as tfds
 
     where = tfds_dir or "tfds default folder"
@@ -249,23 +303,58 @@ def _from_tfds(spec, tfds_dir, download, split, tried):
     level = absl_logger.level
     absl_logger.setLevel(logging.ERROR)  # tfds warns about every empty folder it looks in
     try:
-        images, labels = tfds.as_numpy(
-            tfds.load(
-                spec.tfds_name,
-                split=split,
-                data_dir=tfds_dir,
-                download=bool(download),
-                as_supervised=True,
-                batch_size=-1,
-            )
+        dataset = tfds.load(
+            spec.tfds_name,
+            split=split,
+            data_dir=tfds_dir,
+            download=bool(download),
+            as_supervised=True,
         )
+        images, labels = tfds_arrays(dataset, image_size)
     except Exception as error:  # noqa: BLE001 (tfds raises many types for absent data)
         reason = str(error).strip().split(". ")[0].splitlines()[0] if str(error).strip() else ""
         tried.append(f"tfds {'download' if download else 'prepared'} ({where}: {reason[:150]})")
         return None
     finally:
         absl_logger.setLevel(level)
-    return _to_float_images(images), labels.astype(np.int32), f"tfds {spec.tfds_name}"
+    return _to_float_images(images), labels, f"tfds {spec.tfds_name}"
+
+
+def tfds_arrays(dataset, image_size=None, batch_size=256):
+    """All of a tensorflow-datasets (image, label) split as numpy arrays, read in batches.
+
+    Args:
+        dataset: a `tf.data.Dataset` of (uint8 HWC image, integer label) pairs.
+        image_size: (height, width) to resize each image to before batching (required when
+            the images differ in size), or None.
+        batch_size: images decoded at a time.
+
+    Returns:
+        (images, labels): uint8 NHWC and int32 arrays.
+    """
+    import tensorflow as tf
+
+    if image_size is not None:
+        size = tuple(int(side) for side in image_size)
+        dataset = dataset.map(
+            lambda image, label: (_resize_to_uint8(image, size), label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    images, labels = [], []
+    for image_batch, label_batch in dataset.batch(batch_size).prefetch(2).as_numpy_iterator():
+        images.append(image_batch)
+        labels.append(label_batch)
+    if not images:
+        shape = [side or 0 for side in dataset.element_spec[0].shape]
+        return np.zeros((0, *shape), np.uint8), np.zeros(0, np.int32)
+    return np.concatenate(images), np.concatenate(labels).astype(np.int32)
+
+
+def _resize_to_uint8(image, size):
+    import tensorflow as tf
+
+    resized = tf.image.resize(image, size, method="bilinear")
+    return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
 
 
 def host_answers(host, port, timeout=3.0):
@@ -285,11 +374,13 @@ def host_answers(host, port, timeout=3.0):
     return bool(result)
 
 
-def _check(spec, images, labels, where):
-    if images.shape[1:] != spec.image_shape:
-        raise ValueError(
-            f"{where}: images are {images.shape[1:]}, {spec.name} needs {spec.image_shape}"
-        )
+def _check(spec, images, labels, where, image_shape=None):
+    """ValueError unless the arrays fit `image_shape` (default the spec's; None matches any
+    size), [0, 1] and the spec's classes."""
+    expected = image_shape or spec.image_shape
+    have = images.shape[1:]
+    if len(have) != 3 or any(want not in (None, side) for side, want in zip(have, expected)):
+        raise ValueError(f"{where}: images are {have}, {spec.name} needs {expected}")
     if len(images) and (images.min() < 0.0 or images.max() > 1.0):
         raise ValueError(f"{where}: pixels must be uint8 or floats in [0, 1]")
     if len(images) != len(labels) or labels.ndim != 1:
