@@ -1,7 +1,8 @@
 """Classifier architectures built from Keras layers; every one outputs logits.
 
 Each takes `input_shape`, `num_classes` and `activation`, names its input "image" and its
-output layer "logits". `get(name, **kwargs)` builds one by name (as recipes do).
+output layer "logits". `get(name, **kwargs)` builds one by name (as recipes do); a name ending
+in .keras is the user's own saved backbone (`saved_backbone`).
 """
 
 import inspect
@@ -11,6 +12,7 @@ from tfjsigr.architectures.lenet import lenet
 from tfjsigr.architectures.mlp import mlp
 from tfjsigr.architectures.preact_resnet import preact_resnet
 from tfjsigr.architectures.ross_cnn import ross_cnn
+from tfjsigr.architectures.saved_backbone import is_saved_backbone, saved_backbone
 from tfjsigr.architectures.small_cnn import small_cnn
 
 ALL = {
@@ -26,7 +28,8 @@ def get(name, **kwargs):
     """Builds a named architecture.
 
     Args:
-        name: one of `ALL` ("lenet", "mlp", "preact_resnet", "ross_cnn", "small_cnn").
+        name: one of `ALL` ("lenet", "mlp", "preact_resnet", "ross_cnn", "small_cnn"), or the
+            path of a saved Keras model (.keras) to use as the backbone.
         **kwargs: its arguments (input_shape, num_classes, activation, ...).
 
     Returns:
@@ -36,9 +39,10 @@ def get(name, **kwargs):
         ValueError: unknown name, an argument the architecture does not take, or one of the
             wrong type.
     """
-    builder = lookup(name)
     check_arguments(name, kwargs)
-    return builder(**kwargs)
+    if is_saved_backbone(name):
+        return saved_backbone(name, **kwargs)
+    return lookup(name)(**kwargs)
 
 
 def lookup(name):
@@ -55,6 +59,11 @@ def check_arguments(name, kwargs):
     An argument must be of the kind of its default: a list of integers where the default is a
     tuple, an integer, a number, or a string (or callable, for activations).
     """
+    if is_saved_backbone(name):
+        extra = sorted(set(kwargs) - {"input_shape", "num_classes"})
+        if extra:
+            raise ValueError(f"a saved backbone ({name}) takes no arguments, got {extra}")
+        return
     accepted = inspect.signature(lookup(name)).parameters
     for key, value in kwargs.items():
         if key not in accepted:

@@ -135,7 +135,7 @@ def test_card_updates_say_what_they_replace(tmp_path, monkeypatch):
     entries = {"jsigr": entry, "no card": tmp_path / "absent"}
     lines = runner.update_cards(entries, report, tmp_path / "report.json")
     assert lines == [f"updated {entry / 'card.json'}: robustness on 10 test images (was 1000)"]
-    assert read_card(entry)["robustness"] == {"samples": 10}
+    assert read_card(entry)["robustness"] == {"dataset": None, "samples": 10}
 
 
 def test_models_that_do_not_fit_the_data_are_refused_before_any_attack(tmp_path):
@@ -152,8 +152,8 @@ def test_models_that_do_not_fit_the_data_are_refused_before_any_attack(tmp_path)
     model_testing.tiny_cnn((32, 32, 3), 10).save(cifar)
     cases = [
         (["evaluate", nan], f"{nan}: logits are NaN or infinite on 10 of 10"),
-        (["evaluate", cifar], f"{cifar}: takes inputs of shape (None, 32, 32, 3)"),
-        (["zoo", "evaluate", tmp_path / "zoo", "--transfer-source", cifar], f"{cifar}: takes"),
+        (["evaluate", cifar], f"{cifar}: model expects 32x32x3 images and 10 classes"),
+        (["zoo", "evaluate", tmp_path / "zoo", "--transfer-source", cifar], f"{cifar}: model"),
         (["evaluate", nan, "--seed", 10**20], "Invalid value for '--seed'"),
         (["zoo", "evaluate", tmp_path / "zoo", "--seed", -1], "Invalid value for '--seed'"),
     ]

@@ -34,7 +34,10 @@ def explain(model, image, targets, rho, steps, out):
     from tfjsigr.evaluation import explanations
 
     with user_errors():
-        out, figures, classes = explanations.explain_file(model, image, out, targets, rho, steps)
+        out, figures, classes, names = explanations.explain_file(
+            model, image, out, targets, rho, steps
+        )
     for target, (before, after) in zip(classes, figures):
-        click.echo(f"target {target}: probability {before:.3f} -> {after:.3f} (RMS <= {rho:g})")
+        named = f"{target} ({names[target]})" if names and target < len(names) else target
+        click.echo(f"target {named}: probability {before:.3f} -> {after:.3f} (RMS <= {rho:g})")
     click.echo(f"wrote {out}")

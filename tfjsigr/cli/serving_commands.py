@@ -173,10 +173,9 @@ def predict(url, images):
       tfjsigr predict --url http://127.0.0.1:8501/v1/models/jsigr shirt.png
       tfjsigr predict --url http://127.0.0.1:8501/v1/models/jsigr/labels/stable batch.npy
     """
-    from tfjsigr.data.fashion_mnist import CLASS_NAMES
     from tfjsigr.serving import client
 
     with user_errors():
-        rows = client.classify_files(url, images, class_names=CLASS_NAMES)
+        rows = client.classify_files(url, images)
     for path, index, label_name, probability in rows:
         click.echo(f"{path}\t{index}\t{label_name}\t{probability:.4f}")

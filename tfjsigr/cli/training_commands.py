@@ -23,11 +23,14 @@ from tfjsigr.zoo import layout
 @click.option(
     "--quick", is_flag=True, help="Apply the recipe's [quick] overrides (fewer epochs/images)."
 )
+@click.option("--dataset", default=None,
+              help="Data set instead of the recipe's: a tfds name, a keras.datasets .npz, an IDX "
+                   "folder, or an image folder (one subfolder per class).")  # fmt: skip
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="Folder of IDX or npz files; all the data then comes from it.")  # fmt: skip
+              help="Folder of IDX or npz files of a named data set; all its data then comes from it.")  # fmt: skip
 @click.option("--source", type=click.Choice(SOURCES), default="auto", show_default=True,
-              help="Where the data may come from.")  # fmt: skip
-def train(recipe, out, strategy, quick, data_dir, source):
+              help="Where a named data set may come from.")  # fmt: skip
+def train(recipe, out, strategy, quick, dataset, data_dir, source):
     """Train the model a RECIPE (.toml) describes and save it in a run folder.
 
     An interrupted run resumes from its last completed epoch when started again with the same
@@ -37,6 +40,7 @@ def train(recipe, out, strategy, quick, data_dir, source):
     Examples:
       tfjsigr train zoo/recipes/jsigr.toml --quick
       tfjsigr train zoo/recipes/plain.toml --out runs/plain --data-dir ~/data/fashion-mnist
+      tfjsigr train zoo/recipes/jsigr.toml --dataset parts.npz --out runs/parts
       TF_CONFIG='{"cluster": {...}, "task": {...}}' tfjsigr train zoo/recipes/jr.toml --strategy multi-worker
     """
     from tfjsigr.pipeline import recipes, runs
@@ -45,7 +49,8 @@ def train(recipe, out, strategy, quick, data_dir, source):
         parsed = recipes.load_recipe(recipe)
         parsed = parsed.quick_variant() if quick else parsed
         run_dir = pathlib.Path(out) if out else layout.DEFAULT_RUNS_DIR / parsed.name
-        result = runs.train(parsed, run_dir, strategy=strategy, data_dir=data_dir, source=source)
+        data = parsed.data_source(data_dir, source, dataset)
+        result = runs.train(parsed, run_dir, strategy=strategy, data=data)
     if result.is_chief:
         click.echo(runs.format_metrics(result.metrics))
         click.echo(
@@ -63,9 +68,10 @@ def train(recipe, out, strategy, quick, data_dir, source):
               help="Entry name [default: the recipe's (or entry's) name, else the folder of a "
                    "model.keras, else the file's name without .keras].")  # fmt: skip
 @click.option("--dataset", default=None,
-              help="Data set of the parity images [default: the recipe's, else fashion_mnist].")  # fmt: skip
+              help="Data set of the parity images (name or path) [default: the one the run "
+                   "recorded, else fashion_mnist].")  # fmt: skip
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="Folder of IDX or npz files for the parity sample.")  # fmt: skip
+              help="Folder of IDX or npz files of a named data set.")  # fmt: skip
 def export(model, zoo_dir, name, dataset, data_dir):
     """Export a trained MODEL (a run folder from `train`, a zoo entry folder, or a .keras file).
 

@@ -42,7 +42,7 @@ def test_train_missing_recipe_file(tmp_path):
 @pytest.mark.parametrize(
     "edit, expected",
     [
-        (('"fashion_mnist"', '"imagenet"'), "unknown dataset 'imagenet'"),
+        (('"fashion_mnist"', '"imagenet"'), "unknown data set 'imagenet'"),
         (('name = "mlp"', 'name = "vgg"'), "unknown architecture 'vgg'"),
         (("epochs = 1", "epochz = 1"), "unknown key 'epochz'"),
         (("epochs = 1", "epochs = 1.5"), "key 'epochs' must be an integer"),
@@ -319,7 +319,7 @@ def run_folder(exportable, folder, recipe=None):
         ({"name": "a b"}, (), "recipe.json: key 'name': entry name 'a b': use letters"),
         ({}, ("--name", "a b"), "name: entry name 'a b': use letters"),
         ({}, ("--name", "report"), "entry name 'report' is reserved for the zoo's evaluation"),
-        ({"dataset": 7}, (), "recipe.json: key 'dataset': unknown dataset 7"),
+        ({"dataset": 7}, (), "recipe.json: key 'dataset': must name a data set, got 7"),
         (
             {"dataset": "mnist"},
             ("--dataset", "cifar10"),
@@ -375,4 +375,5 @@ def test_export_dataset_chooses_the_parity_images_of_a_bare_file(exportable, tmp
                  "--zoo", tmp_path / "zoo", "--data-dir", tmp_path)  # fmt: skip
     assert result.exit_code == 0, result.output
     card = json.loads((tmp_path / "zoo" / "cifar" / "card.json").read_text())
-    assert card["data"]["test"].startswith("cifar10/test") and card["recipe"] == {}
+    assert card["data"]["name"] == "cifar10" and card["data"]["image_shape"] == [32, 32, 3]
+    assert card["recipe"] == {}

@@ -18,14 +18,17 @@ from tfjsigr.zoo import layout
 @click.option("--runs", "runs_dir", type=click.Path(file_okay=False),
               default=str(layout.DEFAULT_RUNS_DIR), show_default=True,
               help="Folder of the training runs (checkpoints for resuming).")  # fmt: skip
+@click.option("--dataset", default=None,
+              help="Data set for every recipe instead of their own (tfds name, .npz, IDX or image folder).")  # fmt: skip
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="Folder of IDX or npz files; all the data then comes from it.")  # fmt: skip
+              help="Folder of IDX or npz files of a named data set; all its data then comes from it.")  # fmt: skip
 @click.option("--source", type=click.Choice(SOURCES), default="auto", show_default=True,
-              help="Where the data may come from.")  # fmt: skip
-def build(recipes, quick, zoo_dir, runs_dir, data_dir, source):
+              help="Where a named data set may come from.")  # fmt: skip
+def build(recipes, quick, zoo_dir, runs_dir, dataset, data_dir, source):
     """Train and export RECIPES (names or .toml files; default: the whole default zoo).
 
-    The default zoo is plain, igr, jr, jsigr, fgsm_rs and pgd_at on Fashion-MNIST. Each model
+    The default zoo is plain, igr, jr, jsigr, fgsm_rs and pgd_at on Fashion-MNIST. Each data
+    set is resolved and loaded once, before the first model trains. Each model
     is trained (resuming an interrupted run), evaluated (clean accuracy, PGD-20 L-inf eps 0.1,
     mean exact ||J||_F), exported to <out>/<name>/ and listed in a leaderboard. A model that
     fails (an invalid recipe, a diverged run, any error) is reported as "FAILED name: reason"
@@ -42,7 +45,7 @@ def build(recipes, quick, zoo_dir, runs_dir, data_dir, source):
     from tfjsigr.zoo import builder
 
     with user_errors():
-        result = builder.build(recipes, zoo_dir, runs_dir, quick, data_dir, source)
+        result = builder.build(recipes, zoo_dir, runs_dir, quick, data_dir, source, dataset)
     click.echo(result.leaderboard())
     if result.failures:
         raise click.ClickException(

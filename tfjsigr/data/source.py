@@ -45,6 +45,7 @@ KINDS = ("tfds", "npz", "idx", "image_folder")
 COLOR_MODES = ("grayscale", "rgb")
 SPLITS = datasets.SPLITS
 DEFAULT_DATASET = "fashion_mnist"
+SAMPLE_ORIGIN = "shipped sample"  # The origin of the sample the package ships.
 MIN_SIDE, MAX_SIDE = 8, 1024
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # Keras' list
 TEST_EVERY = 5  # single image folder: every fifth image of a class is a test image
@@ -333,6 +334,18 @@ def resolve_data(dataset=None, data_dir=None, source="auto", image_size=None, co
         )
     data.info()  # cheap for files and folders: bad data fails here, not mid-command
     return data
+
+
+def check_dataset_name(dataset, folders=()):
+    """ValueError unless `dataset` is a path (in the working folder or one of `folders`), a
+    data set tfjsigr knows, or a tensorflow-datasets name (its builder is looked up offline).
+    Nothing is read."""
+    path = pathlib.Path(dataset).expanduser()
+    looks_like_path = "/" in dataset or dataset.lower().endswith(".npz") or path.exists()
+    if looks_like_path or (path.suffix and any((pathlib.Path(f) / path).exists() for f in folders)):
+        return
+    if dataset not in datasets.DATASETS:
+        _builder_facts(dataset)
 
 
 def parse_image_size(value):
@@ -630,7 +643,7 @@ def _idx_header_shape(path):
 def _idx_origin(folder):
     folder = folder.resolve()
     if folder == fashion_mnist.SAMPLE_DIR.resolve():
-        return "shipped sample"
+        return SAMPLE_ORIGIN
     if folder == fashion_mnist.DEBIAN_DIR.resolve():
         return "Debian dataset-fashion-mnist"
     return f"IDX folder {folder.name}/"

@@ -8,6 +8,12 @@ from tfjsigr import checks
 
 # The versions of `tfjsigr.attacks.auto_attack` (its VERSIONS), for option choices.
 AUTOATTACK_VERSIONS = ("standard", "fast")
+# The headline L-inf radius by kind of image, in pixel units (pixels in [0, 1]): 0.1 for
+# grayscale digits and clothing (MNIST, Fashion-MNIST, as in the J-SIGR paper), 8/255 for
+# small colour images (CIFAR-10, SVHN: RobustBench's), 4/255 above 64 pixels (ImageNet's).
+GRAY_EPS = 0.1
+SMALL_COLOUR_EPS = 8 / 255
+LARGE_COLOUR_EPS = 4 / 255
 # Extra transfer tables of a zoo evaluation: "jsigr", the J-SIGR paper's ensemble MI-FGSM.
 TRANSFER_PROTOCOLS = ("jsigr",)
 
@@ -73,3 +79,38 @@ class EvaluationConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+    @classmethod
+    def for_data(cls, image_shape, eps=None, **overrides):
+        """The configuration whose radii suit a data set's images (see `headline_eps`): the
+        curves at eps/5 to 3 eps for grayscale (0.02 to 0.3) and eps/4 to 2 eps for colour,
+        AutoAttack and Square at eps and at the largest radius of the curves.
+
+        Args:
+            image_shape: (H, W, C) of the images.
+            eps: the headline radius, in pixel units [default: `headline_eps(image_shape)`].
+            **overrides: other fields.
+        """
+        eps = headline_eps(image_shape) if eps is None else float(eps)
+        gray = image_shape[-1] == 1
+        if gray:  # Rounded: 3 * 0.1 is 0.30000000000000004.
+            grid = {round(e, 6) for e in (eps / 5, eps / 2, 2 * eps, 3 * eps)} | {eps}
+        else:  # Powers of two: exact multiples, e.g. 2/255 to 16/255.
+            grid = {eps / 4, eps / 2, eps, 2 * eps}
+        grid = tuple(sorted(e for e in grid if 0 < e <= 1))
+        radii = (eps, grid[-1]) if grid[-1] > eps else (eps,)
+        defaults = {
+            "eps_grid": grid, "autoattack_eps": radii, "square_eps": radii, "headline_eps": eps,
+            "transfer_eps": eps,
+        }  # fmt: skip
+        return cls(**{**defaults, **overrides})
+
+
+def headline_eps(image_shape):
+    """The L-inf radius of a data set's headline figure, in pixel units: `GRAY_EPS` for
+    grayscale images, `SMALL_COLOUR_EPS` for colour ones up to 64 pixels a side, else
+    `LARGE_COLOUR_EPS`."""
+    height, width, channels = image_shape
+    if channels == 1:
+        return GRAY_EPS
+    return SMALL_COLOUR_EPS if max(height, width) <= 64 else LARGE_COLOUR_EPS

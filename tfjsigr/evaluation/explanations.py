@@ -239,8 +239,11 @@ def explain_file(model, image, out="explanation.png", targets=None, rho=DEFAULT_
         rho: RMS bound on the change, pixels in [0, 1].
         steps: descent steps.
 
+    The titles name the classes as the model's run or card recorded them (ids otherwise).
+
     Returns:
-        (the PNG path, [(probability before, after) per target], the targets).
+        (the PNG path, [(probability before, after) per target], the targets, the class names
+        or None).
 
     Raises:
         FileNotFoundError, ValueError: a missing file, an unloadable model or image, or a model
@@ -257,8 +260,20 @@ def explain_file(model, image, out="explanation.png", targets=None, rho=DEFAULT_
         raise ValueError(f"out {out} is the input image; choose another file")
     keras_model = layout.load_model(model)
     pixels = read_image(image, model_image_shape(keras_model))
+    names = recorded_class_names(model)
     try:
-        _, _, figures = explanation_grid(keras_model, pixels, rho, out, targets=targets or None, steps=steps)
+        _, _, figures = explanation_grid(
+            keras_model, pixels, rho, out, targets=targets or None, class_names=names, steps=steps
+        )
     except NonFiniteOutputs as error:
         raise ValueError(f"{layout.model_file(model)}: {error}") from None
-    return out, figures, list(targets or range(len(figures)))
+    return out, figures, list(targets or range(len(figures))), names
+
+
+def recorded_class_names(model):
+    """The class names a model's run or card recorded with its data, or None."""
+    from tfjsigr.zoo import layout
+
+    data = layout.read_record(model).data
+    names = data.get("class_names") if isinstance(data, dict) else None
+    return [str(name) for name in names] if isinstance(names, list) and names else None

@@ -15,7 +15,8 @@ from tfjsigr.evaluation.attacks import logits_function
 from tfjsigr.ops import per_example_squared_norm
 from tfjsigr.penalties.jacobian import exact_squared_frobenius
 
-# The fast robust figure of every training run, beside fast AutoAttack at the same eps.
+# The fast robust figure of every training run, beside fast AutoAttack at the same eps (the
+# data set's headline radius; 0.1 for Fashion-MNIST), step eps / 4.
 PGD_EVALUATION = {"eps": 0.1, "step_size": 0.025, "steps": 20}
 
 
@@ -85,17 +86,35 @@ def accuracy_curve(model, x, y, attack="pgd", eps_grid=(0.02, 0.05, 0.1, 0.2, 0.
     return records
 
 
-def run_figures(backbone, x, y, seed=0):
-    """Clean accuracy, fast AutoAttack and PGD-20 accuracy (L-inf, eps 0.1), mean exact ||J||_F:
-    the figures a training run, a tuning trial and the demo end with.
+def pgd_settings(image_shape=None):
+    """PGD-20 at a data set's headline radius (`config.headline_eps`), step eps / 4."""
+    from tfjsigr.evaluation.config import headline_eps
+
+    if image_shape is None:
+        return dict(PGD_EVALUATION)
+    eps = headline_eps(image_shape)
+    return {"eps": eps, "step_size": eps / 4, "steps": PGD_EVALUATION["steps"]}
+
+
+def run_figures(backbone, x, y, seed=0, info=None):
+    """Clean accuracy, fast AutoAttack and PGD-20 accuracy at the data set's headline L-inf
+    radius (0.1 for Fashion-MNIST, 8/255 for CIFAR-10), mean exact ||J||_F: the figures a
+    training run, a tuning trial and the demo end with.
 
     Fast AutoAttack (APGD-CE then APGD-T) is the robust figure of a run; PGD-20 is the fast one
     beside it. `tfjsigr evaluate` runs the standard AutoAttack.
+
+    Args:
+        backbone: the model (logits).
+        x, y: test images and labels.
+        seed: seed of the attacks.
+        info: the data's `DataInfo` (its image shape sets the radius) or None for 0.1.
     """
-    eps = PGD_EVALUATION["eps"]
+    pgd = pgd_settings(None if info is None else info.image_shape)
+    eps = pgd["eps"]
     print(
         f"evaluating on {len(y)} test images (seed {seed}): clean, AutoAttack (fast) and "
-        f"PGD-{PGD_EVALUATION['steps']} at L-inf eps {eps}, exact ||J||_F"
+        f"PGD-{pgd['steps']} at L-inf eps {eps:.4g}, exact ||J||_F"
     )
     logits = logits_function(backbone)
     y = np.asarray(y, np.int32)
@@ -104,8 +123,8 @@ def run_figures(backbone, x, y, seed=0):
         "clean_accuracy": accuracy(backbone, x, y),
         "autoattack_accuracy": float(np.mean(predictions(logits, x_adv) == y)),
         "autoattack": {"version": "fast", "norm": "linf", "eps": eps, "examples": len(y), "seed": seed},
-        "pgd_accuracy": pgd_accuracy(backbone, x, y, seed=seed, **PGD_EVALUATION),
-        "pgd": {"norm": "linf", **PGD_EVALUATION, "examples": len(y), "seed": seed},
+        "pgd_accuracy": pgd_accuracy(backbone, x, y, seed=seed, **pgd),
+        "pgd": {"norm": "linf", **pgd, "examples": len(y), "seed": seed},
         "mean_jacobian_norm": mean_jacobian_norm(backbone, x),
         "eval_examples": len(y),
     }

@@ -10,19 +10,6 @@ import numpy as np
 
 from tfjsigr import io
 
-FASHION_MNIST_CLASSES = (
-    "T-shirt",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Boot",
-)
-
 
 def _save(figure, path):
     with io.atomic_path(path) as temporary:
@@ -43,8 +30,14 @@ def literal(text):
     return str(text).replace("$", r"\$")
 
 
-def _label(c):
-    return FASHION_MNIST_CLASSES[c] if 0 <= c < len(FASHION_MNIST_CLASSES) else str(c)
+def _label(c, class_names=None):
+    return str(class_names[c]) if class_names and 0 <= c < len(class_names) else str(c)
+
+
+def _show(axis, image):
+    """An image in [0, 1]: grayscale as such, colour as RGB."""
+    gray = image.shape[-1] == 1
+    axis.imshow(image[..., 0] if gray else image, cmap="gray" if gray else None, vmin=0, vmax=1)
 
 
 def accuracy_curves(reports, path):
@@ -117,7 +110,7 @@ def transfer_heatmap(transfer, path):
     return _save(figure, path)
 
 
-def saliency_grid(images, labels, saliencies, path, method="gradient"):
+def saliency_grid(images, labels, saliencies, path, method="gradient", class_names=None):
     """Rows are images: the clean image, then each model's saliency map.
 
     Args:
@@ -126,6 +119,7 @@ def saliency_grid(images, labels, saliencies, path, method="gradient"):
         saliencies: {model name: (K, H, W) maps}.
         path: PNG path.
         method: saliency method named in the title.
+        class_names: names of the classes, by id (ids when absent).
     """
     names = list(saliencies)
     rows, cols = len(images), len(names) + 1
@@ -133,8 +127,8 @@ def saliency_grid(images, labels, saliencies, path, method="gradient"):
         rows, cols, figsize=(1.7 * cols, 1.7 * rows + 0.6), squeeze=False, layout="constrained"
     )
     for i in range(rows):
-        axes[i][0].imshow(images[i].squeeze(-1), cmap="gray", vmin=0, vmax=1)
-        axes[i][0].set_ylabel(_label(int(labels[i])), fontsize=8)
+        _show(axes[i][0], images[i])
+        axes[i][0].set_ylabel(_label(int(labels[i]), class_names), fontsize=8)
         for j, name in enumerate(names, 1):
             axes[i][j].imshow(saliencies[name][i], cmap="hot")
         for axis in axes[i]:
@@ -146,13 +140,14 @@ def saliency_grid(images, labels, saliencies, path, method="gradient"):
     return _save(figure, path)
 
 
-def adversarial_grid(examples, labels, path):
+def adversarial_grid(examples, labels, path, class_names=None):
     """First row clean images; then one row per model of its white-box PGD examples.
 
     Args:
         examples: {model name: {"x", "x_adv", "predictions", "eps"}}.
         labels: true labels of the images.
         path: PNG path.
+        class_names: names of the classes, by id (ids when absent).
     """
     names = list(examples)
     first = examples[names[0]]
@@ -165,22 +160,22 @@ def adversarial_grid(examples, labels, path):
         layout="constrained",
     )
     for j in range(cols):
-        axes[0][j].imshow(first["x"][j].squeeze(-1), cmap="gray", vmin=0, vmax=1)
-        axes[0][j].set_title(f"true: {_label(int(labels[j]))}", fontsize=7)
+        _show(axes[0][j], first["x"][j])
+        axes[0][j].set_title(f"true: {_label(int(labels[j]), class_names)}", fontsize=7)
     for i, name in enumerate(names, 1):
         entry = examples[name]
         for j in range(cols):
             prediction = int(entry["predictions"][j])
-            axes[i][j].imshow(entry["x_adv"][j].squeeze(-1), cmap="gray", vmin=0, vmax=1)
+            _show(axes[i][j], entry["x_adv"][j])
             color = "green" if prediction == labels[j] else "red"
-            axes[i][j].set_title(f"{_label(prediction)}", fontsize=7, color=color)
+            axes[i][j].set_title(_label(prediction, class_names), fontsize=7, color=color)
         axes[i][0].set_ylabel(literal(name), fontsize=8)
     axes[0][0].set_ylabel("clean", fontsize=8)
     for axis in axes.flat:
         axis.set_xticks([])
         axis.set_yticks([])
     figure.suptitle(
-        f"White-box PGD examples at eps {first['eps']} (title: prediction; red = fooled)",
+        f"White-box PGD examples at eps {first['eps']:.4g} (title: prediction; red = fooled)",
         fontsize=10,
     )
     return _save(figure, path)
@@ -194,15 +189,18 @@ def write_all(report, evaluations, labels, out_dir):
     if report.get("transfer"):
         files["transfer"] = transfer_heatmap(report["transfer"], out_dir / "transfer_heatmap.png")
     first = next(iter(evaluations.values())).artifacts
+    class_names = (report.get("data") or {}).get("class_names")
     files["saliency"] = saliency_grid(
         first["adversarial"]["x"][:6],
         labels[:6],
         {name: e.artifacts["saliency"]["gradient"][:6] for name, e in evaluations.items()},
         out_dir / "saliency_grid.png",
+        class_names=class_names,
     )
     files["adversarial"] = adversarial_grid(
         {name: e.artifacts["adversarial"] for name, e in evaluations.items()},
         labels,
         out_dir / "adversarial_examples.png",
+        class_names=class_names,
     )
     return {k: pathlib.Path(v).name for k, v in files.items()}

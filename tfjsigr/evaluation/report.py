@@ -255,6 +255,9 @@ def markdown(report, title="Robustness evaluation"):
         f"parameters, sample size and seed."
     )
     lines = [f"# {title}", "", intro, ""]
+    data = report.get("data")
+    if isinstance(data, dict) and data.get("name"):
+        lines += [_data_line(data), ""]
     if report.get("leaderboard"):
         lines += _leaderboard_lines(report["leaderboard"])
     for name, entry in (report.get("transfer") or {}).items():
@@ -266,6 +269,18 @@ def markdown(report, title="Robustness evaluation"):
     if figures:
         lines += ["## Figures", "", *(f"![{k}]({v})" for k, v in figures.items()), ""]
     return "\n".join(lines)
+
+
+def _data_line(data):
+    shape = "x".join(str(side) for side in data.get("image_shape", []))
+    names = ", ".join(map(str, data.get("class_names", [])))
+    line = (
+        f"Data: {data['name']} ({data.get('origin', '?')}), {data.get('test', '')} of its test "
+        f"split, images {shape}, {data.get('num_classes', '?')} classes: {names}."
+    )
+    if data.get("mixed"):
+        line += " Some models were trained on another data set (flagged in the leaderboard)."
+    return line
 
 
 def write_report(report, out_dir, title="Robustness evaluation"):

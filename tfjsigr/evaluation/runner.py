@@ -40,29 +40,83 @@ class SavedEvaluation:
         return lines
 
 
-def load_evaluation_data(samples, source="sample", log=print):
-    """(x, y, x_craft, y_craft, description): the first `samples` test images of Fashion-MNIST,
-    and its training images (the universal perturbation is crafted on them)."""
-    from tfjsigr.data import load_fashion_mnist
+def evaluation_data(models, dataset=None, data_dir=None, source=None, allow_mixed=False):
+    """The data set the models are evaluated on: each model's own, as its run or card recorded
+    (or `dataset`, which overrides them). Models of different data sets are refused unless
+    `allow_mixed`: they are then evaluated on the first model's data.
 
+    Args:
+        models: {name: path} of the saved models.
+        dataset: a data set name or path for all of them, or None.
+        data_dir: a folder of local copies of a named data set.
+        source: which sources a named data set may come from [default: the recorded one].
+        allow_mixed: evaluate models trained on different data sets together.
+
+    Returns:
+        (the `DataSource`, {name: the data set the model was trained on, or None if unknown}).
+
+    Raises:
+        ValueError: models of different data sets without `allow_mixed`, or a malformed record.
+    """
+    from tfjsigr.data.source import DEFAULT_DATASET, DataSource, resolve_data
+    from tfjsigr.zoo.export import recorded_data
+
+    recorded = {name: recorded_data(layout.read_record(path)) for name, path in models.items()}
+    trained_on = {name: None if data is None else data.dataset for name, data in recorded.items()}
+    if dataset is None:
+        groups = {}
+        for name, data in recorded.items():
+            groups.setdefault(_data_key(data), []).append(name)
+        if len(groups) > 1 and not allow_mixed:
+            listed = "; ".join(f"{', '.join(names)}: {key[0]}" for key, names in groups.items())
+            raise ValueError(
+                f"the models were trained on different data sets ({listed}): evaluate them "
+                "apart, or allow mixed data sets (--allow-mixed) to rank them all on the data of "
+                f"{next(iter(models))}, marked in the leaderboard"
+            )
+        first = recorded[next(iter(models))] or DataSource(DEFAULT_DATASET)
+        fields = {**first.to_dict(), "source": source or first.source}
+        data = DataSource.from_dict(fields, data_dir)
+        data = resolve_data(data.dataset, data.data_dir, data.source, data.image_size, data.color_mode)
+    else:
+        data = resolve_data(dataset, data_dir, source or "auto")
+    return data, trained_on
+
+
+def _data_key(data):
+    if data is None:
+        return ("fashion_mnist (not recorded)", None, None)
+    return (data.dataset, data.image_size, data.color_mode)
+
+
+def load_evaluation_data(data, samples, log=print):
+    """(x, y, x_craft, y_craft, info): the first `samples` test images of a `DataSource`, and
+    its training images (the universal perturbation is crafted on them)."""
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
-    x, y, description = load_fashion_mnist("test", source)
-    x_craft, y_craft, _ = load_fashion_mnist("train", source)
+    x, y, info = data.load("test")
+    x_craft, y_craft, _ = data.load("train")
     if samples > len(x):
         log(f"only {len(x)} test images: evaluating all of them")
-    return x[:samples], y[:samples], x_craft, y_craft, description
+    return x[:samples], y[:samples], x_craft, y_craft, info
 
 
-def load_checked(paths, x, y):
-    """{name: backbone} of {name: saved model path}, each checked against the data on load."""
+def load_checked(paths, x, y, info):
+    """{name: backbone} of {name: saved model path}, each checked against the data on load
+    (its input shape and number of classes, then its logits on the images)."""
+    from tfjsigr.data.source import check_model_matches
     from tfjsigr.evaluation.evaluate import check_model
 
     models = {}
     for name, path in paths.items():
         model = layout.load_model(path)
-        models[name] = getattr(model, "model", model)
-        check_model(models[name], x, y, name=str(path))
+        backbone = getattr(model, "model", model)
+        try:
+            check_model_matches(backbone.input_shape, backbone.output_shape[-1], info)
+        except (AttributeError, ValueError) as error:
+            raise ValueError(f"{layout.model_file(path)}: {error}") from None
+        check_model(backbone, x, y, name=str(path))
+        models[name] = backbone
     return models
 
 
@@ -147,7 +201,12 @@ def update_cards(entries, report, report_path):
         if entry is None:
             continue
         current = card.read_card(entry)
-        section = card_section(model_report, report_path, training_facts(current))
+        # Relative to the entry: a card records no path of the machine.
+        relative = os.path.relpath(pathlib.Path(report_path).resolve(), entry.resolve())
+        section = {
+            "dataset": (report.get("data") or {}).get("name"),
+            **card_section(model_report, relative, training_facts(current)),
+        }
         previous = current.get("robustness")
         card.update_card(entry, "robustness", section)
         lines.append(
@@ -162,7 +221,6 @@ def evaluate_saved(
     out,
     samples=1000,
     seed=0,
-    source="sample",
     guards=True,
     autoattack="standard",
     entries=None,
@@ -170,6 +228,11 @@ def evaluate_saved(
     transfer_protocol=None,
     title="Robustness evaluation",
     log=print,
+    dataset=None,
+    data_dir=None,
+    source=None,
+    allow_mixed=False,
+    eps=None,
 ):
     """Evaluates saved models and writes the report, its plots and the entries' card updates.
 
@@ -178,7 +241,6 @@ def evaluate_saved(
         out: the report folder (not inside a zoo entry).
         samples: test images (the first N).
         seed: seed of every attack.
-        source: where the test data comes from.
         guards: run the gradient-masking guards.
         autoattack: AutoAttack version of the headline ("standard" or "fast").
         entries: {name: entry folder} whose cards get the robustness section.
@@ -186,6 +248,8 @@ def evaluate_saved(
         transfer_protocol: "jsigr" adds the J-SIGR paper's ensemble MI-FGSM transfer table.
         title: the report's title.
         log: where progress lines go.
+        dataset, data_dir, source, allow_mixed: the data set (see `evaluation_data`).
+        eps: the headline L-inf radius in pixel units [default: the data's, `config.headline_eps`].
 
     Returns:
         A `SavedEvaluation`.
@@ -202,20 +266,25 @@ def evaluate_saved(
     entries = entries or {}
     check_report_folder(out)
     check_cards(entries)
-    x, y, x_craft, y_craft, description = load_evaluation_data(samples, source, log)
+    data, trained_on = evaluation_data(models, dataset, data_dir, source, allow_mixed)
+    x, y, x_craft, y_craft, info = load_evaluation_data(data, samples, log)
     # Every model and transfer source must fit the data before minutes of attacks start.
-    loaded = load_checked(models, x, y)
-    sources = load_checked(extra_sources or {}, x, y)
-    config = EvaluationConfig(seed=seed, guards=guards, autoattack=autoattack)
+    loaded = load_checked(models, x, y, info)
+    sources = load_checked(extra_sources or {}, x, y, info)
+    config = EvaluationConfig.for_data(
+        info.image_shape, eps, seed=seed, guards=guards, autoattack=autoattack
+    )
     log(
-        f"evaluating {len(loaded)} model(s) on {len(x)} test images ({description}), "
+        f"evaluating {len(loaded)} model(s) on {len(x)} test images of {info.summary()}, "
+        f"L-inf eps {config.headline_eps:.4g}, "
         f"seed {seed}; AutoAttack ({autoattack}) on {min(len(x), config.autoattack_samples)}, "
         f"Square on {min(len(x), config.square_samples)}, ARA on "
         f"{min(len(x), config.ara_samples)}, saliency on {min(len(x), config.saliency_samples)}"
     )
     start = time.perf_counter()
     report, evaluations = evaluate_zoo(loaded, x, y, config, x_craft, y_craft, sources)
-    report["data"] = description
+    report["data"] = {**info.to_dict(), "source": data.to_dict(), "test": f"first {len(x)} images"}
+    _mark_other_data(report, trained_on, data.dataset)
     if transfer_protocol == "jsigr":  # MI-FGSM on the ensemble of the extra sources.
         from tfjsigr.evaluation.transfer import jsigr_protocol_entry
 
@@ -276,3 +345,14 @@ def evaluate_model_path(model, out=None, **options):
 
 def _out_label(out):
     return "report folder" if out else "the default report folder"
+
+
+def _mark_other_data(report, trained_on, evaluated_on):
+    """Flags the leaderboard rows of models trained on another data set than the evaluation's."""
+    mixed = False
+    for row in report["leaderboard"]["rows"]:
+        other = trained_on.get(row["name"])
+        if other is not None and other != evaluated_on:
+            row["flagged"].append(f"trained on {other}, evaluated on {evaluated_on}")
+            mixed = True
+    report["data"]["mixed"] = mixed

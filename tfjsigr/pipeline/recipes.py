@@ -51,7 +51,6 @@ import keras
 
 from tfjsigr import architectures, checks, layers
 from tfjsigr import penalties as penalties_lib
-from tfjsigr.data import datasets
 from tfjsigr.training import adversarial_training as adversarial_training_lib
 from tfjsigr.training import ensemble as ensemble_lib
 from tfjsigr.zoo.layout import NAME_PATTERN
@@ -61,6 +60,8 @@ _TOP_LEVEL = {
     "name": str,
     "description": str,
     "dataset": str,
+    "image_size": list,
+    "color_mode": str,
     "architecture": dict,
     "penalties": list,
     "adversarial_training": dict,
@@ -111,6 +112,8 @@ class Recipe:
     name: str
     dataset: str
     architecture: dict
+    image_size: tuple = None
+    color_mode: str = None
     penalties: tuple = ()
     adversarial_training: dict = None
     optimizer: dict = dataclasses.field(
@@ -151,12 +154,35 @@ class Recipe:
         arguments.setdefault("num_classes", num_classes)
         if arguments.get("activation") in ACTIVATIONS:
             arguments["activation"] = ACTIVATIONS[arguments["activation"]]
-        name = self.architecture["name"]
+        name = self.architecture_path() or self.architecture["name"]
         if not self.ensemble:
             return self._build_backbone(name, arguments)
         members = [self._build_backbone(name, arguments) for _ in range(self.ensemble["members"])]
         combine = self.ensemble.get("combine", "logits")
         return ensemble_lib.Ensemble(members, combine=combine, name=f"{name}_ensemble")
+
+    def architecture_path(self):
+        """The saved backbone (.keras) the recipe names, as a path: relative paths are taken
+        from the recipe's folder when the file is there, else from the working folder. None
+        for a built-in architecture."""
+        name = self.architecture["name"]
+        if not architectures.is_saved_backbone(name):
+            return None
+        path = pathlib.Path(name).expanduser()
+        beside = pathlib.Path(self.source).parent / path
+        return str(beside if not path.is_absolute() and beside.is_file() else path)
+
+    def data_source(self, data_dir=None, source="auto", dataset=None):
+        """The recipe's `tfjsigr.data.DataSource` (`dataset` overrides the recipe's)."""
+        from tfjsigr.data.source import resolve_data
+
+        dataset = dataset or self.dataset
+        path = pathlib.Path(dataset).expanduser()
+        beside = pathlib.Path(self.source).parent / path
+        is_path = "/" in dataset or bool(path.suffix)  # A bare name is a tfds name.
+        if is_path and not path.exists() and beside.exists():
+            dataset = str(beside)  # A path relative to the recipe's folder.
+        return resolve_data(dataset, data_dir, source, self.image_size, self.color_mode)
 
     def _build_backbone(self, name, arguments):
         try:
@@ -182,7 +208,18 @@ class Recipe:
         data = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
         data.pop("source")
         data["penalties"] = [penalties_lib.to_record(p) for p in self.penalties]
+        # No paths of the machine: an absolute (or upward) path is recorded by its name.
+        data["dataset"] = _portable(self.dataset)
+        if architectures.is_saved_backbone(self.architecture["name"]):
+            data["architecture"] = {**self.architecture, "name": _portable(self.architecture["name"])}
+        if self.image_size:
+            data["image_size"] = list(self.image_size)
         return data
+
+
+def _portable(name):
+    path = pathlib.Path(name)
+    return path.name if path.is_absolute() or ".." in path.parts else name
 
 
 def load_recipe(path):
@@ -241,7 +278,7 @@ def parse_recipe(data, source="<dict>"):
             raise ValueError(f"{source}: missing key '{required}'")
     _check_name(data["name"], source)
     _check_finite(data, source, "")
-    _wrap(source, "dataset", datasets.get_spec, data["dataset"])
+    _check_data(data, source)
     _check_architecture(data["architecture"], source)
     penalties = tuple(_parse_penalty(p, i, source) for i, p in enumerate(data.get("penalties", [])))
     _check_optimizer(data.get("optimizer", {}), source)
@@ -322,6 +359,22 @@ def _wrap(source, key, check, value):
         return check(value)
     except (ValueError, TypeError) as error:
         raise ValueError(f"{source}: key '{key}': {error}") from None
+
+
+def _check_data(data, source):
+    """The data keys: `dataset` (a tfds name or a path; read when training), `image_size` and
+    `color_mode` (see `tfjsigr.data.source`)."""
+    from tfjsigr.data import source as source_lib
+
+    if not data["dataset"].strip():
+        raise ValueError(f"{source}: key 'dataset' must name a data set or a path, got ''")
+    _wrap(source, "dataset", lambda name: source_lib.check_dataset_name(name, [pathlib.Path(source).parent]),
+          data["dataset"])  # fmt: skip
+    if "image_size" in data:
+        data["image_size"] = _wrap(source, "image_size", source_lib.parse_image_size, data["image_size"])
+    if "color_mode" in data:
+        _wrap(source, "color_mode", lambda v: checks.choice(v, "color_mode", source_lib.COLOR_MODES),
+              data["color_mode"])  # fmt: skip
 
 
 def _check_architecture(table, source):

@@ -73,7 +73,7 @@ def test_valid_recipe_builds_its_parts(tmp_path):
         (("epochs = 3", "epochs = 0"), "key 'epochs' must be a whole number in \\[1, 10000\\], got 0"),
         (("epochs = 3", "epochs = true"), "key 'epochs' must be an integer"),
         (("epochs = 3", "augment = 1"), "key 'augment' must be true or false"),
-        (('"fashion_mnist"', '"imagenet"'), "key 'dataset': unknown dataset 'imagenet'"),
+        (('"fashion_mnist"', '"imagenet"'), "key 'dataset': unknown data set 'imagenet'"),
         (('name = "mlp"', 'name = "vgg"'), "unknown architecture 'vgg'"),
         (("hidden = [8]", "depth = 3"), "no argument 'depth'"),
         (('type = "jacobian"', 'type = "dropout"'), "penalties\\[0\\]'.*unknown penalty 'dropout'"),
@@ -203,3 +203,19 @@ def test_opt_in_recipes_are_valid_and_build_their_parts(name):
         assert isinstance(backbone, Ensemble) and len(backbone.members) == members
         backbone = backbone.members[0]
     assert backbone.layers[1].activation is activation
+
+
+def test_the_cifar10_recipes_parse_and_build_a_preact_resnet_18():
+    paths = sorted((RECIPES_DIR / "cifar10").glob("*.toml"))
+    parsed = [recipes.load_recipe(path) for path in paths]
+    assert {recipe.name for recipe in parsed} == {
+        f"cifar10_{name}" for name in ("plain", "igr", "jr", "jsigr", "fgsm_rs", "pgd_at", "trades")
+    }
+    assert {recipe.dataset for recipe in parsed} == {"cifar10"}
+    attacked = [r for r in parsed if r.adversarial_training or r.name == "cifar10_trades"]
+    for recipe in attacked:
+        settings = recipe.adversarial_training or recipe.penalties[0].get_config()
+        assert settings["epsilon"] == pytest.approx(8 / 255)
+    backbone = parsed[0].build_architecture((32, 32, 3), 10)
+    convolutions = [layer for layer in backbone.layers if layer.name.startswith("conv2d")]
+    assert backbone.count_params() > 10_000_000 and len(convolutions) == 1 + 16 + 3  # stem, blocks, shortcuts

@@ -43,26 +43,70 @@ class TrainingResult:
     eval_images: np.ndarray
     eval_labels: np.ndarray
     is_chief: bool = True
+    data: object = None
 
 
-def load_training_data(recipe, data_dir=None, source="auto"):
-    """(x_train, y_train, x_eval, y_eval, descriptions) for a recipe, subsets seeded."""
-    x_train, y_train, train_from = data_lib.load_dataset(recipe.dataset, "train", source, data_dir)
-    x_test, y_test, test_from = data_lib.load_dataset(recipe.dataset, "test", source, data_dir)
-    x_train, y_train, train_from = _seeded_subset(
-        x_train, y_train, train_from, recipe.train_examples, recipe.seed
-    )
-    x_test, y_test, test_from = _seeded_subset(
-        x_test, y_test, test_from, recipe.eval_examples, recipe.seed + 1
-    )
-    return x_train, y_train, x_test, y_test, {"train": train_from, "test": test_from}
+@dataclasses.dataclass
+class TrainingData:
+    """A recipe's data in memory: seeded subsets of the train and test splits, and what they are.
+
+    `described` says where each split came from (no machine path), for the run's metrics and
+    the model card.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    info: object
+    source: object
+    described: dict
+
+    def card_section(self):
+        """The `data` section of a card: the data set's description, its source and subsets."""
+        return {**self.info.to_dict(), "source": self.source.to_dict(), **self.described}
 
 
-def _seeded_subset(x, y, description, count, seed):
+def load_training_data(recipe, data_dir=None, source="auto", data=None):
+    """The `TrainingData` of a recipe, subsets seeded.
+
+    Args:
+        recipe: the `Recipe`.
+        data_dir, source: where a named data set comes from (see `tfjsigr.data.source`).
+        data: a `DataSource` to read instead of the recipe's (`resolve_data`), or a
+            `TrainingData` already loaded (a zoo build loads each data set once), whose
+            subsets are then drawn for this recipe.
+    """
+    if isinstance(data, TrainingData):
+        x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
+        info, data = data.info, data.source
+    else:
+        data = data or recipe.data_source(data_dir, source)
+        x_train, y_train, info = data.load("train")
+        x_test, y_test, _ = data.load("test")
+    x_train, y_train, train_from = _seeded_subset(x_train, y_train, recipe.train_examples, recipe.seed)
+    x_test, y_test, test_from = _seeded_subset(x_test, y_test, recipe.eval_examples, recipe.seed + 1)
+    described = {
+        "train": f"{train_from} of {info.name} train ({info.origin})",
+        "test": f"{test_from} of {info.name} test ({info.origin})",
+    }
+    return TrainingData(x_train, y_train, x_test, y_test, info, data, described)
+
+
+def load_all(data):
+    """Both splits of a `DataSource`, every image, as a `TrainingData` (recipes then draw their
+    own subsets from it)."""
+    x_train, y_train, info = data.load("train")
+    x_test, y_test, _ = data.load("test")
+    described = {split: f"all {len(y)} images" for split, y in (("train", y_train), ("test", y_test))}
+    return TrainingData(x_train, y_train, x_test, y_test, info, data, described)
+
+
+def _seeded_subset(x, y, count, seed):
     if count is None or count >= len(y):
-        return x, y, description
+        return x, y, f"all {len(y)} images"
     order = np.random.default_rng(seed).permutation(len(y))[:count]
-    return x[order], y[order], f"{count} images drawn with seed {seed} from {description}"
+    return x[order], y[order], f"{count} images drawn with seed {seed}"
 
 
 def build_model(recipe, input_shape, num_classes):
@@ -90,6 +134,7 @@ def train(
     verbose="auto",
     callbacks=(),
     evaluate=True,
+    data=None,
 ):
     """Trains a recipe, resuming from `run_dir`'s checkpoint if a previous run was interrupted.
 
@@ -100,8 +145,9 @@ def train(
             only once training has succeeded; not in a zoo (see `check_run_dir`). None trains without checkpoints
             or files.
         strategy: "default", "mirrored" or "multi-worker" (TF_CONFIG).
-        data_dir: folder of IDX or npz files, tried before the other sources.
+        data_dir: folder of IDX or npz files of a named data set, its only source when given.
         source: data source ("auto", "full", "tfds", "sample"; see `tfjsigr.data.load_dataset`).
+        data: a `DataSource` or loaded `TrainingData` instead of the recipe's data set.
         verbose: Keras `fit` verbosity (progress bars by default).
         callbacks: extra Keras callbacks.
         evaluate: measure clean and PGD accuracy and mean ||J||_F afterwards.
@@ -121,17 +167,16 @@ def train(
     distribution = make_strategy(strategy)
     is_chief, worker = worker_index() if strategy == "multi-worker" else (True, 0)
     keras.utils.set_random_seed(recipe.seed)
-    x_train, y_train, x_eval, y_eval, described = load_training_data(recipe, data_dir, source)
-    spec = data_lib.get_spec(recipe.dataset)
+    data = load_training_data(recipe, data_dir, source, data)
     with distribution.scope():
-        model = build_model(recipe, spec.image_shape, spec.num_classes)
+        model = build_model(recipe, data.info.image_shape, data.info.num_classes)
     train_ds = data_lib.make_dataset(
-        x_train,
-        y_train,
+        data.x_train,
+        data.y_train,
         recipe.batch_size,
         shuffle=True,
         seed=recipe.seed,
-        augment=_augment(recipe, spec),
+        augment=_augment(recipe, data.info),
     )
     all_callbacks = [keras.callbacks.TerminateOnNaN(), *callbacks]
     resumed_from = 0
@@ -141,7 +186,7 @@ def train(
         # Kept until the model is saved: a kill while evaluating or saving loses no training.
         all_callbacks.append(AtomicBackupAndRestore(backup, delete_checkpoint=False))
     print(
-        f"training {recipe.name}: {described['train']}, {recipe.epochs} epochs, batch {recipe.batch_size}"
+        f"training {recipe.name}: {data.described['train']}, {recipe.epochs} epochs, batch {recipe.batch_size}"
         + (f", resuming after epoch {resumed_from}" if resumed_from else "")
     )
     if strategy == "multi-worker":
@@ -162,20 +207,20 @@ def train(
         "train_seconds": round(seconds, 2),
         "resumed_from_epoch": resumed_from,
         "epochs": recipe.epochs,
-        "train_examples": len(y_train),
+        "train_examples": len(data.y_train),
         "replicas": int(distribution.num_replicas_in_sync),
         "hardware": describe_hardware(),
-        "data": described,
+        "data": data.card_section(),
         "final_loss": _last(history.history.get("loss")),
         "final_train_accuracy": _last(history.history.get("accuracy")),
     }
     if evaluate:
-        metrics.update(run_figures(model.model, x_eval, y_eval, recipe.seed))
+        metrics.update(run_figures(model.model, data.x_test, data.y_test, recipe.seed, data.info))
     if run_dir is not None:
         if is_chief:
             save_run(run_dir, model, metrics, recipe)
         shutil.rmtree(backup, ignore_errors=True)
-    return TrainingResult(model, metrics, history.history, x_eval, y_eval, is_chief)
+    return TrainingResult(model, metrics, history.history, data.x_test, data.y_test, is_chief, data)
 
 
 def format_metrics(metrics):
@@ -275,9 +320,12 @@ def _adapt_to_multi_worker(model):
     model.train_step = train_step_with_vector_logs
 
 
-def _augment(recipe, spec):
+def _augment(recipe, info):
     """The recipe's `augment` setting, else the data set's default (crop/flip for CIFAR-10)."""
-    return spec.augment if recipe.augment is None else recipe.augment
+    if recipe.augment is not None:
+        return recipe.augment
+    known = data_lib.DATASETS.get(info.name)
+    return bool(known and known.augment)
 
 
 def _last(values):

@@ -353,7 +353,8 @@ def classify_files(url, paths, class_names=None):
     Args:
         url: the model URL, http://HOST:PORT/v1/models/NAME[/versions/V|/labels/L] or grpc://.
         paths: the image files.
-        class_names: names of the classes, by index [default: indices].
+        class_names: names of the classes, by index [default: those the server's metadata
+            gives (`tfjsigr serve` gives the card's), else indices].
 
     Returns:
         One (path, index in the file, predicted class name or index, probability) per image.
@@ -365,7 +366,9 @@ def classify_files(url, paths, class_names=None):
 
     base, name, version, label = protocol.parse_model_url(url)
     with Client(base) as client:
-        input_name, shape = image_input(client.metadata(name, version, label), url)
+        metadata = client.metadata(name, version, label)
+        input_name, shape = image_input(metadata, url)
+        class_names = class_names or protocol.class_names(metadata)
         batches = [(path, image_files.read_images(path, shape)) for path in paths]
         batch = np.concatenate([images for _, images in batches])
         outputs = client.predict(name, batch, version, label, input_name=input_name)

@@ -13,6 +13,7 @@ import urllib.parse
 import numpy as np
 
 DEFAULT_SIGNATURE = "serving_default"
+CLASS_NAMES = "class_names"  # The metadata field of the class names (tfjsigr's, not TF Serving's).
 PREDICT_METHOD = "tensorflow/serving/predict"
 MAX_VERSION = 2**63 - 1
 # TF Serving's regexes (kPredictionApiGegex, kModelStatusApiRegex), with RE2's ASCII \d.
@@ -223,8 +224,14 @@ def _signature_def(signature):
     return definition
 
 
-def metadata_proto(name, version, signature):
-    """TF Serving's GetModelMetadataResponse for one served version."""
+def metadata_proto(name, version, signature, class_names=()):
+    """TF Serving's GetModelMetadataResponse for one served version.
+
+    Beside TF Serving's "signature_def", the metadata map holds "class_names" (a string
+    TensorProto, one name per output class) when the zoo's card records them; clients of TF
+    Serving read the fields they know and ignore it.
+    """
+    from tensorflow.core.framework import tensor_pb2, types_pb2
     from tensorflow_serving.apis import get_model_metadata_pb2
 
     answer = get_model_metadata_pb2.GetModelMetadataResponse()
@@ -233,6 +240,12 @@ def metadata_proto(name, version, signature):
     signatures = get_model_metadata_pb2.SignatureDefMap()
     signatures.signature_def[DEFAULT_SIGNATURE].CopyFrom(_signature_def(signature))
     answer.metadata["signature_def"].Pack(signatures)
+    if class_names:
+        names = tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_STRING, string_val=[str(n).encode() for n in class_names]
+        )
+        names.tensor_shape.dim.add(size=len(class_names))
+        answer.metadata[CLASS_NAMES].Pack(names)
     return answer
 
 
@@ -242,8 +255,20 @@ def metadata_json(answer):
 
     signatures = get_model_metadata_pb2.SignatureDefMap()
     answer.metadata["signature_def"].Unpack(signatures)
-    return {"model_spec": _to_dict(answer.model_spec),
-            "metadata": {"signature_def": _to_dict(signatures)}}
+    metadata = {"signature_def": _to_dict(signatures)}
+    if CLASS_NAMES in answer.metadata:
+        from tensorflow.core.framework import tensor_pb2
+
+        names = tensor_pb2.TensorProto()
+        answer.metadata[CLASS_NAMES].Unpack(names)
+        metadata[CLASS_NAMES] = [n.decode() for n in names.string_val]
+    return {"model_spec": _to_dict(answer.model_spec), "metadata": metadata}
+
+
+def class_names(metadata):
+    """The class names in a metadata answer (REST JSON), or None (TF Serving has none)."""
+    names = (metadata.get("metadata") or {}).get(CLASS_NAMES)
+    return [str(n) for n in names] if isinstance(names, list) and names else None
 
 
 def _to_dict(message):

@@ -9,6 +9,7 @@ import threading
 from tfjsigr.serving import backends, batching, protocol
 from tfjsigr.serving import versions as versions_lib
 from tfjsigr.zoo import card as card_lib
+from tfjsigr.zoo import layout
 from tfjsigr.zoo import verify as verify_lib
 
 logger = logging.getLogger("tfjsigr.serving")
@@ -44,6 +45,7 @@ class Servable:
     path: pathlib.Path
     backend: object
     batcher: batching.DynamicBatcher
+    class_names: tuple = ()
 
     @property
     def signature(self):
@@ -52,7 +54,7 @@ class Servable:
     @functools.cached_property
     def metadata(self):
         """TF Serving's GetModelMetadataResponse of this version."""
-        return protocol.metadata_proto(self.name, self.version, self.signature)
+        return protocol.metadata_proto(self.name, self.version, self.signature, self.class_names)
 
 
 class ModelRepository:
@@ -143,7 +145,7 @@ class ModelRepository:
         batcher = batching.DynamicBatcher(
             backend.run, name=f"batcher-{name}-{version}", **self._batching
         )
-        return Servable(name, version, path, backend, batcher)
+        return Servable(name, version, path, backend, batcher, card.class_names())
 
     def close(self):
         """Unloads everything, answering the requests already queued first."""
@@ -254,6 +256,13 @@ class _Card:
         except (OSError, ValueError) as error:
             return error
 
+    def class_names(self):
+        """The class names the card records with its data, or ()."""
+        card = self.read()
+        data = card.get("data") if isinstance(card, dict) else None
+        names = data.get("class_names") if isinstance(data, dict) else None
+        return tuple(str(n) for n in names) if isinstance(names, list) else ()
+
     def onnx_file(self, version):
         """(the entry's model.onnx when it was exported with `version` and verifies, else None;
         the reason to refuse the version, or None)."""
@@ -261,8 +270,8 @@ class _Card:
         if isinstance(card, Exception) or card.get("version") != version:
             return None, None
         artifacts = card.get("artifacts") if isinstance(card.get("artifacts"), dict) else {}
-        if verify_lib.ONNX_FILE not in artifacts:
+        if layout.ONNX_FILE not in artifacts:
             return None, None
-        path = self.entry_dir / verify_lib.ONNX_FILE
-        problems = verify_lib._digest_problems(path, artifacts[verify_lib.ONNX_FILE])
+        path = self.entry_dir / layout.ONNX_FILE
+        problems = verify_lib._digest_problems(path, artifacts[layout.ONNX_FILE])
         return (None, problems[0]) if problems else (path, None)

@@ -63,7 +63,8 @@ def save_version(model, base_path, version, update_card=True):
 def write_card(entry_dir):
     """Writes the card of an entry as the zoo's export does, for what `serve` verifies: the
     versions on disk (`saved_model_versions`, the newest as `version`) and the sha256 of
-    every file (`artifacts`).
+    every file (`artifacts`); and, as the metadata gives them, the class names of its data
+    (the tiny models classify 28x28 Fashion-MNIST-shaped images).
 
     Args:
         entry_dir: the entry directory (`ZOO/<name>`).
@@ -71,13 +72,15 @@ def write_card(entry_dir):
     Returns:
         The card written.
     """
+    from tfjsigr.data.fashion_mnist import CLASS_NAMES
     from tfjsigr.zoo import card as card_lib
     from tfjsigr.zoo import layout, verify
 
     entry_dir = pathlib.Path(entry_dir)
     versions = layout.list_versions(entry_dir / layout.SAVED_MODEL_DIR)
     card = {"name": entry_dir.name, "version": versions[-1], "saved_model_versions": versions,
-            "artifacts": verify.checksums(entry_dir)}
+            "artifacts": verify.checksums(entry_dir),
+            "data": {"name": "fashion_mnist", "class_names": list(CLASS_NAMES)}}
     card_lib.write_json_atomic(entry_dir / card_lib.CARD_FILE, card)
     return card
 

@@ -203,6 +203,7 @@ class Evaluator:
     def __init__(self, space, out, options):
         self.space, self.out, self.options = space, pathlib.Path(out), options
         self._sources = None
+        self._data = None  # The data set, loaded once for every trial (`_loaded`).
 
     def objective(self, trial):
         values = self.space.suggest(trial)
@@ -239,13 +240,13 @@ class Evaluator:
         from tfjsigr.evaluation import metrics as evaluation_metrics
 
         model, seconds, x, y = self._trained(recipe, folder, trial)
-        backbone, seed = model.model, recipe.seed
+        backbone, seed, info = model.model, recipe.seed, self._loaded(recipe).info
         if self.options.robustness == "autoattack":
-            metrics = evaluation_metrics.run_figures(backbone, x, y, seed)
+            metrics = evaluation_metrics.run_figures(backbone, x, y, seed, info)
             metrics["robust"] = metrics["autoattack_accuracy"]
         elif self.options.robustness == "pgd":
             pgd = evaluation_metrics.pgd_accuracy(
-                backbone, x, y, seed=seed, **evaluation_metrics.PGD_EVALUATION
+                backbone, x, y, seed=seed, **evaluation_metrics.pgd_settings(info.image_shape)
             )
             metrics = {"pgd_accuracy": pgd, "robust": pgd}
         else:
@@ -264,21 +265,29 @@ class Evaluator:
         if saved.is_file() and io.read_json(saved, "run file") == io.to_json(recipe.to_dict()):
             model = layout.load_model(folder)
             metrics = io.read_json_object(folder / layout.METRICS_FILE, "run file")
-            *_, x, y, _ = training.load_training_data(
-                recipe, self.options.data_dir, self.options.source
-            )
-            return model, _cost(metrics), x, y
+            data = training.load_training_data(recipe, data=self._loaded(recipe))
+            return model, _cost(metrics), data.x_test, data.y_test
         callbacks = (
             [clean_accuracy_floor(trial, self.options.prune_below, recipe.epochs)] if trial else []
         )
         result = training.train(
-            recipe, folder, data_dir=self.options.data_dir, source=self.options.source,
-            verbose=0, callbacks=callbacks, evaluate=False,
+            recipe, folder, verbose=0, callbacks=callbacks, evaluate=False,
+            data=self._loaded(recipe),
         )  # fmt: skip
         return result.model, _cost(result.metrics), result.eval_images, result.eval_labels
 
+    def _loaded(self, recipe):
+        """The study's data set, loaded on first use (every trial trains on the same data)."""
+        from tfjsigr.pipeline import runs
+
+        if self._data is None:
+            data = recipe.data_source(self.options.data_dir, self.options.source)
+            self._data = runs.load_all(data)
+        return self._data
+
     def _transfer(self, recipe, backbone, x, y):
         from tfjsigr.evaluation.attacks import logits_function
+        from tfjsigr.evaluation.config import headline_eps
         from tfjsigr.evaluation.transfer import ensemble_transfer_accuracy
 
         if self._sources is None:
@@ -288,7 +297,8 @@ class Evaluator:
                 model, *_ = self._trained(source, self.out / "sources" / source.name)
                 self._sources[source.name] = logits_function(model.model)
         result = ensemble_transfer_accuracy(
-            self._sources, {"target": logits_function(backbone)}, x, y, eps=0.1, seed=recipe.seed
+            self._sources, {"target": logits_function(backbone)}, x, y,
+            eps=headline_eps(self._loaded(recipe).info.image_shape), seed=recipe.seed,
         )
         accuracy = result.pop("accuracy")["target"]
         return {"transfer_accuracy": accuracy, "transfer": result, "robust": accuracy}

@@ -1,7 +1,9 @@
 """`build`: recipes trained, evaluated and exported into a zoo, with a leaderboard.
 
-Every recipe is checked (its architecture built once) before anything trains. A model that
-fails is reported as "FAILED name: reason" and the others are still built.
+Every recipe is checked (its architecture built once) before anything trains. Each data set is
+resolved and loaded once, before the first model trains, so every model of a build trains and
+is evaluated on the same data, whatever appears on the machine meanwhile. A model that fails
+is reported as "FAILED name: reason" and the others are still built.
 """
 
 import dataclasses
@@ -10,6 +12,7 @@ import sys
 
 from tqdm import tqdm
 
+from tfjsigr.data.source import SAMPLE_ORIGIN
 from tfjsigr.zoo import layout
 
 DEFAULT_ZOO = ("plain", "igr", "jr", "jsigr", "fgsm_rs", "pgd_at")
@@ -34,6 +37,7 @@ def build(
     quick=None,
     data_dir=None,
     source="auto",
+    dataset=None,
 ):
     """Trains, evaluates and exports recipes into a zoo (a failed model does not stop the others).
 
@@ -42,8 +46,10 @@ def build(
             default: the default zoo (plain, igr, jr, jsigr, fgsm_rs, pgd_at).
         zoo_dir: the zoo to export into.
         runs_dir: the folder of the training runs (resumed when interrupted); apart from the zoo.
-        quick: apply the recipes' [quick] overrides; None: quick unless the full data is there.
-        data_dir, source: where the data comes from (see `tfjsigr.data.load_dataset`).
+        quick: apply the recipes' [quick] overrides; None: quick when the data is the shipped
+            sample.
+        data_dir, source: where a named data set comes from (see `tfjsigr.data.source`).
+        dataset: a data set (name or path) for every recipe instead of their own.
 
     Returns:
         A `BuildResult`.
@@ -57,14 +63,12 @@ def build(
     paths = recipe_paths(recipes, zoo_dir)
     check_separate_folders(zoo_dir, runs_dir)
     check_data_dir(data_dir, source)
-    parsed, failures = valid_recipes(paths, runs_dir)
+    loaded, failures = valid_recipes(paths, runs_dir, DataCache(data_dir, source, dataset))
     rows = []
-    for recipe in tqdm(parsed, desc="zoo build", unit="model", dynamic_ncols=True):
+    for recipe, data in tqdm(loaded, desc="zoo build", unit="model", dynamic_ncols=True):
         try:
-            recipe_quick = quick
-            if quick is None:
-                recipe_quick = not full_data_available(recipe.dataset, data_dir, source)
-            rows.append(build_entry(recipe, recipe_quick, zoo_dir, runs_dir, data_dir, source))
+            recipe_quick = data.info.origin == SAMPLE_ORIGIN if quick is None else quick
+            rows.append(build_entry(recipe, recipe_quick, zoo_dir, runs_dir, data))
         except Exception as error:  # noqa: BLE001 (one failed model must not stop the others)
             failures.append(report_failure(recipe.name, error))
             _reset_keras_state()
@@ -97,17 +101,22 @@ def _not_found(recipe, candidates):
     return f"recipe {recipe!r} not found; tried {tried}"
 
 
-def full_data_available(dataset, data_dir, source):
-    """Whether a data set exists beyond the shipped sample (data_dir, tfds, Debian)."""
-    from tfjsigr import data
+class DataCache:
+    """Each data set of a build, resolved and loaded once (both splits, every image)."""
 
-    if source == "sample":
-        return False
-    try:
-        data.load_dataset(dataset, "test", source="full", data_dir=data_dir, download=False)
-        return True
-    except FileNotFoundError:
-        return False
+    def __init__(self, data_dir=None, source="auto", dataset=None):
+        self.data_dir, self.source, self.dataset = data_dir, source, dataset
+        self.loaded = {}
+
+    def get(self, recipe):
+        """The `runs.TrainingData` of a recipe's data set (loaded on first use)."""
+        from tfjsigr.pipeline import runs
+
+        key = (self.dataset or recipe.dataset, recipe.image_size, recipe.color_mode)
+        if key not in self.loaded:
+            data = recipe.data_source(self.data_dir, self.source, self.dataset)
+            self.loaded[key] = runs.load_all(data)
+        return self.loaded[key]
 
 
 def check_separate_folders(zoo_dir, runs_dir):
@@ -120,8 +129,9 @@ def check_separate_folders(zoo_dir, runs_dir):
         )
 
 
-def valid_recipes(paths, runs_dir):
-    """(recipes, names of failed ones): every recipe loaded and checked before anything trains.
+def valid_recipes(paths, runs_dir, cache):
+    """([(recipe, its data)], names of failed ones): every recipe loaded, its data loaded, and
+    checked before anything trains.
 
     An invalid recipe fails alone (reported as FAILED); recipes sharing a name fail the build.
     """
@@ -137,8 +147,9 @@ def valid_recipes(paths, runs_dir):
     valid = []
     for recipe in loaded:
         try:
-            check_buildable(recipe, runs_dir)
-            valid.append(recipe)
+            data = cache.get(recipe)
+            check_buildable(recipe, runs_dir, data.info)
+            valid.append((recipe, data))
         except Exception as error:  # noqa: BLE001 (one invalid recipe must not stop the others)
             failures.append((recipe.name, error))
     return valid, [report_failure(name, error) for name, error in failures]
@@ -157,7 +168,7 @@ def refuse_shared_names(recipes):
         )
 
 
-def check_buildable(recipe, runs_dir):
+def check_buildable(recipe, runs_dir, info):
     """ValueError unless the recipe's entry name, run folder and architecture are usable.
 
     The architecture is built once for the data set's images (then the Keras session cleared):
@@ -165,17 +176,15 @@ def check_buildable(recipe, runs_dir):
     """
     import keras
 
-    from tfjsigr.data import get_spec
     from tfjsigr.pipeline import runs
 
-    spec = get_spec(recipe.dataset)
     try:
         layout.check_name(recipe.name)
     except ValueError as error:
         raise ValueError(f"{recipe.source}: key 'name': {error}") from None
     runs.check_run_dir(pathlib.Path(runs_dir) / recipe.name)
     try:
-        recipe.build_architecture(spec.image_shape, spec.num_classes)
+        recipe.build_architecture(info.image_shape, info.num_classes)
     finally:
         keras.backend.clear_session()
 
@@ -205,22 +214,18 @@ def _reset_keras_state():
     keras.backend.clear_session()
 
 
-def build_entry(recipe, quick, zoo_dir, runs_dir, data_dir, source):
-    """Trains one recipe, exports it and returns its leaderboard row."""
-    from tfjsigr import data
+def build_entry(recipe, quick, zoo_dir, runs_dir, data):
+    """Trains one recipe on its loaded data, exports it and returns its leaderboard row."""
     from tfjsigr.pipeline import runs
     from tfjsigr.zoo.export import MAX_PARITY_IMAGES, export_entry
 
     recipe = recipe.quick_variant() if quick else recipe
     tqdm.write(f"=== {recipe.name} ({'quick' if quick else 'full'})", file=sys.stdout)
-    result = runs.train(
-        recipe, pathlib.Path(runs_dir) / recipe.name, data_dir=data_dir, source=source, verbose=2
-    )
+    result = runs.train(recipe, pathlib.Path(runs_dir) / recipe.name, verbose=2, data=data)
     metrics = {**result.metrics, "quick": quick}
-    images, _, _ = data.load_dataset(recipe.dataset, "test", data_dir=data_dir)
     export_entry(
         result.model, zoo_dir, recipe.name, recipe.to_dict(), metrics,
-        images[:MAX_PARITY_IMAGES], metrics["data"],
+        data.x_test[:MAX_PARITY_IMAGES], metrics["data"],
     )  # fmt: skip
     return {"model": recipe.name, **metrics}
 
@@ -232,7 +237,7 @@ def leaderboard(rows):
     pgd, autoattack = rows[0]["pgd"], rows[0]["autoattack"]
     lines = [
         f"AutoAttack ({autoattack['version']}: APGD-CE + APGD-T) and PGD-{pgd['steps']} (step "
-        f"{pgd['step_size']}) at L-inf eps {pgd['eps']}, seed {pgd['seed']}, seeded test subsets of "
+        f"{pgd['step_size']:.4g}) at L-inf eps {pgd['eps']:.4g}, seed {pgd['seed']}, seeded test subsets of "
         + ", ".join(sorted({str(r["eval_examples"]) for r in rows}))
         + " images (`tfjsigr zoo evaluate` runs the standard AutoAttack)",
         f"{'model':12} {'clean':>7} {'AA-fast':>8} {'PGD-20':>8} {'||J||_F':>8} {'train s':>8}",

@@ -493,23 +493,20 @@ def _name_or_none(value):
     return None if value is None else getattr(value, "name", type(value).__name__)
 
 
-DEFAULT_DATASET = "fashion_mnist"  # The data set of a bare .keras file without `dataset`.
-
-
 def export_run(model, zoo_dir=layout.DEFAULT_ZOO_DIR, name=None, dataset=None, data_dir=None):
     """Exports a trained model (a run folder, a zoo entry folder or a .keras file) to the zoo.
 
     A run folder's recipe.json and metrics.json, or an entry folder's card.json, go onto the
     new card; the parity checks run on up to MAX_PARITY_IMAGES test images of the model's data
-    set.
+    set (the one its run recorded).
 
     Args:
         model: the run folder, entry folder or .keras file.
         zoo_dir: the zoo to export into.
         name: the entry name [default: the recipe's (or entry's), else `layout.default_entry_name`].
-        dataset: the data set of the parity images [default: the recipe's, else fashion_mnist];
-            it may not contradict the recipe's.
-        data_dir: a folder of local copies of the data set.
+        dataset: the data set of the parity images (a name or a path) [default: the one the
+            run recorded, else fashion_mnist]; it may not contradict the recorded one.
+        data_dir: a folder of local copies of a named data set.
 
     Returns:
         The entry folder.
@@ -519,41 +516,77 @@ def export_run(model, zoo_dir=layout.DEFAULT_ZOO_DIR, name=None, dataset=None, d
             name, a data set the model does not take, or failed parity (nothing exported);
             one line naming the file or argument.
     """
-    from tfjsigr import data as data_lib
-
     record = layout.read_record(model)
-    dataset = _parity_dataset(dataset, record)
+    data = model_data(record, dataset, data_dir)
     name = _entry_name(name, model, record)
     keras_model = layout.load_model(model)
-    images, _, description = data_lib.load_dataset(dataset, "test", data_dir=data_dir)
+    images, _, info = data.load("test")
     images = images[:MAX_PARITY_IMAGES]
-    _check_takes_images(layout.model_file(model), keras_model, images, dataset)
+    _check_takes_images(layout.model_file(model), keras_model, images, info.name)
+    card_data = record.data or {**info.to_dict(), "source": data.to_dict(), "test": "parity images"}
     try:
         return export_entry(
-            keras_model, zoo_dir, name, record.recipe, record.metrics, images,
-            record.data or {"test": description},
-        )  # fmt: skip
+            keras_model, zoo_dir, name, record.recipe, record.metrics, images, card_data
+        )
     except ParityError as error:  # The message names the entry.
         raise ParityError(f"{error}; nothing exported") from None
 
 
-def _parity_dataset(dataset, record):
-    """The recipe's data set, else `dataset` or the default; ValueError if they disagree."""
-    from tfjsigr.data import get_spec
+def model_data(record, dataset=None, data_dir=None, source=None):
+    """The `DataSource` of a model: the one its run or card recorded (`dataset` may not
+    contradict it), else `dataset`, else fashion_mnist.
 
-    recorded = record.recipe.get("dataset")
+    Args:
+        record: the model's `layout.ModelRecord`.
+        dataset: a data set name or path given by the user, or None.
+        data_dir: a folder of local copies of a named data set.
+        source: which sources a named data set may come from [default: the recorded one].
+
+    Raises:
+        ValueError: a recorded data set that is malformed or differs from `dataset`.
+    """
+    from tfjsigr.data.source import DEFAULT_DATASET, DataSource, resolve_data
+
+    recorded = recorded_data(record)
     if recorded is None:
-        return dataset or DEFAULT_DATASET
-    key = f"{record.origin}: key 'dataset'"
-    try:
-        get_spec(recorded)
-    except ValueError as error:
-        raise ValueError(f"{key}: {error}") from None
-    if dataset is not None and dataset != recorded:
+        return resolve_data(dataset or DEFAULT_DATASET, data_dir, source or "auto")
+    if dataset is not None and pathlib.Path(dataset).name != pathlib.Path(recorded.dataset).name:
         raise ValueError(
-            f"dataset {dataset}: the model was trained on {recorded} ({key}); leave it out"
+            f"dataset {dataset}: the model was trained on {recorded.dataset} ({record.origin}); "
+            "leave it out"
         )
-    return recorded
+    # A path is recorded relative (or bare); given again, the user's spelling finds it.
+    fields = {**recorded.to_dict(), "dataset": dataset or recorded.dataset, "source": source or recorded.source}
+    data = DataSource.from_dict(fields, data_dir)
+    try:
+        return resolve_data(data.dataset, data.data_dir, data.source, data.image_size, data.color_mode)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(
+            f"{error} (the data set {record.origin} records; give its path as the dataset)"
+        ) from None
+
+
+def recorded_data(record):
+    """The `DataSource` a model's run or card recorded, or None (a bare file).
+
+    Raises:
+        ValueError: the record's data set is malformed (naming the file and key).
+    """
+    from tfjsigr.data.source import DataSource
+
+    source = record.data.get("source") if isinstance(record.data, dict) else None
+    key = f"{record.origin}: key 'data.source'"
+    if source is None:  # Runs and cards from before data sources were recorded.
+        source, key = record.recipe.get("dataset"), f"{record.origin}: key 'dataset'"
+        if source is None:
+            return None
+        source = {"dataset": source}
+    try:
+        if not isinstance(source.get("dataset"), str):
+            raise ValueError(f"must name a data set, got {source.get('dataset')!r}")  # noqa: TRY004
+        return DataSource.from_dict(source)
+    except (AttributeError, ValueError) as error:
+        raise ValueError(f"{key}: {error}") from None
 
 
 def _entry_name(name, model, record):
