@@ -14,7 +14,15 @@ allocator, which this script turns on (TF_CPU_ALLOCATOR_USE_BFC=true, before Ten
 the default CPU allocator keeps no statistics, and the process's resident set does not move
 once malloc's caches are warm.
 
+After the table, `benchmarks/step_profile.py` prints where the time of the default-estimator
+IGR, JR and J-SIGR steps goes (a phase breakdown and an op-level profile), on models of its own:
+the table above is measured before it and without it. It times 5 calls x 20 repeats per phase
+(`--profile-steps`, `--profile-repeats`) and traces 10 steps per model (`--trace-steps`), about
+one to two minutes on a loaded 2-core CPU (the whole run: 6-7 minutes); `--no-profile` leaves it
+out.
+
 Usage: python benchmarks/train_step.py [--batch 128] [--steps 20] [--repeats 5] [--only a,b]
+    [--no-profile] [--profile-steps 5] [--profile-repeats 20] [--trace-steps 10]
 """
 
 import argparse
@@ -26,6 +34,7 @@ os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")  # memory statistics o
 
 import keras
 import tensorflow as tf
+from step_profile import profile  # benchmarks/step_profile.py, beside this script
 
 import tfjsigr
 from tfjsigr.architectures import small_cnn
@@ -41,6 +50,7 @@ from tfjsigr.penalties import (
 
 TARGETS = {"plain": 1.05, "igr_default": 1.6, "jr_1_default": 1.6, "jsigr_default": 2.0, "jr_exact": 6.0}
 FD, RD = "finite_difference", "random_directions"
+PROFILED = ("keras", "igr_default", "jr_1_default", "jsigr_default")  # where the time goes
 
 
 def variants():
@@ -122,9 +132,9 @@ class BatchJacobianModel(keras.Model):
         return {"loss": loss}
 
 
-def build(config, seed=0):
+def build(config, seed=0, backbone=None):
     keras.utils.set_random_seed(seed)
-    backbone = small_cnn()
+    backbone = small_cnn() if backbone is None else backbone
     if config.get("naive_exact_jacobian"):
         model = BatchJacobianModel(backbone)
     elif config.get("keras"):
@@ -162,6 +172,10 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", default="", help="comma-separated variants (keras always runs)")
+    parser.add_argument("--no-profile", action="store_true", help="leave out where the time goes")
+    parser.add_argument("--profile-steps", type=int, default=5, help="calls per phase timing")
+    parser.add_argument("--profile-repeats", type=int, default=20, help="interleaved phase repeats")
+    parser.add_argument("--trace-steps", type=int, default=10, help="steps traced per model")
     args = parser.parse_args()
 
     images, labels, source = load_fashion_mnist("train", source="sample")
@@ -188,6 +202,13 @@ def main():
         target = f"<= {TARGETS[name]}x" if name in TARGETS else ""
         ratio = seconds / medians["keras"]
         print(f"| {name} | {1000 * seconds:.1f} | {ratio:.2f}x | {memory[name]:.1f} | {target} |")
+
+    if not args.no_profile:
+        profiled = {name: table[name] for name in PROFILED}
+        profile(
+            build, profiled, x, y, args.profile_steps, args.profile_repeats, args.trace_steps,
+            targets=TARGETS,
+        )
 
 
 if __name__ == "__main__":
