@@ -84,8 +84,12 @@ def evaluation_data(models, dataset=None, data_dir=None, source=None, allow_mixe
 
 
 def _data_key(data):
+    """What makes two models' data sets the same; a model without a record is taken to be on
+    the default data set, as it is evaluated."""
     if data is None:
-        return ("fashion_mnist (not recorded)", None, None)
+        from tfjsigr.data.source import DEFAULT_DATASET
+
+        return (DEFAULT_DATASET, None, None)
     return (data.dataset, data.image_size, data.color_mode)
 
 

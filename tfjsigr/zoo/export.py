@@ -561,6 +561,8 @@ def model_data(record, dataset=None, data_dir=None, source=None):
     try:
         return resolve_data(data.dataset, data.data_dir, data.source, data.image_size, data.color_mode)
     except FileNotFoundError as error:
+        if not pathlib.Path(data.dataset).suffix and "/" not in data.dataset:
+            raise  # A named data set: the message lists every place tried.
         raise FileNotFoundError(
             f"{error} (the data set {record.origin} records; give its path as the dataset)"
         ) from None
