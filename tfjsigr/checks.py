@@ -1,4 +1,5 @@
-"""The one validator of numbers and choices: recipes, penalty and attack arguments, tune ranges.
+"""The one validator of numbers and choices: recipes, penalty and attack arguments, tune ranges;
+and `one_line`, the wording of any error in a one-line message.
 
 Every check returns the value converted (a float, or an int for whole numbers) or raises a
 one-line `ValueError` of the form "<name> must be <rule>, got <value>"; callers add where the
@@ -63,3 +64,8 @@ def _rule(low, high, low_open, high_open, whole_number):
     if high is not None:
         return f"{kind} {'<' if high_open else '<='} {high}"
     return kind
+
+
+def one_line(error):
+    """The message of an exception on a single line (its type's name when it has none)."""
+    return " ".join(str(error).split()) or type(error).__name__

@@ -2,6 +2,8 @@
 
 import pathlib
 
+from tfjsigr.checks import one_line
+
 SUFFIX = ".keras"
 
 
@@ -29,7 +31,7 @@ def saved_backbone(path, input_shape=None, num_classes=None):
     try:
         model = keras.saving.load_model(path)
     except Exception as error:  # noqa: BLE001 (Keras raises many types for corrupt archives)
-        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        reason = one_line(error)[:200]
         raise ValueError(f"{path}: not a loadable Keras model ({reason})") from None
     model = getattr(model, "model", model)  # A RegularizedModel's backbone.
     _check_fits(model, path, input_shape, num_classes)

@@ -5,6 +5,8 @@ import sys
 
 import click
 
+from tfjsigr.checks import one_line
+
 # Errors of the library a user causes beyond ValueError and OSError: (module, class name). They
 # are looked up only once their module is imported (an error of a module never imported cannot
 # have been raised), so no command imports TensorFlow or the serving stack for them.
@@ -12,11 +14,6 @@ _LIBRARY_USER_ERRORS = (
     ("tfjsigr.pipeline.runs", "TrainingDiverged"),
     ("tfjsigr.serving.client", "ServingError"),
 )
-
-
-def one_line(error):
-    """The message of an exception on a single line."""
-    return " ".join((str(error).strip() or type(error).__name__).split())
 
 
 def _user_error_types():

@@ -24,6 +24,7 @@ import zlib
 
 import numpy as np
 
+from tfjsigr.checks import one_line
 from tfjsigr.data import fashion_mnist
 
 SPLITS = ("train", "test")
@@ -263,7 +264,7 @@ def _read_npz(path, split):
 
 
 def _npz_problem(error):
-    reason = " ".join(str(error).split()) or type(error).__name__
+    reason = one_line(error)
     if "allow_pickle" in reason:  # numpy's advice would run the file's pickled code.
         return "not an npz archive of plain numeric arrays"
     return reason

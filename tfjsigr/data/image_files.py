@@ -10,6 +10,8 @@ import pathlib
 
 import numpy as np
 
+from tfjsigr.checks import one_line
+
 # The most values a .npy file may hold (checked from its header, before reading it): 67 million,
 # 256 MB as float32, about 85,000 images of 28x28.
 MAX_NPY_VALUES = 2**26
@@ -193,7 +195,3 @@ def _check_values(pixels, path):
     if pixels.size and (pixels.min() < 0 or pixels.max() > 1):
         raise ValueError(f"{path}: pixel values must be in [0, 1] (or uint8 in [0, 255])")
 
-
-def one_line(error):
-    """The message of an exception on a single line."""
-    return " ".join((str(error).strip() or type(error).__name__).split())

@@ -7,6 +7,7 @@ from tqdm.auto import tqdm
 
 from tfjsigr.attacks import auto_attack, sgd_uap
 from tfjsigr.attacks.auto_attack import COMPONENTS, VERSIONS
+from tfjsigr.checks import one_line
 from tfjsigr.evaluation import attacks as attacks_lib
 from tfjsigr.evaluation import guards as guards_lib
 from tfjsigr.evaluation import metrics
@@ -213,7 +214,7 @@ def _logits(model, x, batch_size, name):
             for start in range(0, len(x), batch_size)
         ]
     except Exception as error:  # noqa: BLE001 (Keras and TensorFlow raise many types here)
-        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        reason = one_line(error)[:200]
         raise ValueError(f"{name}: cannot run on the evaluation data ({reason})") from None
     return np.concatenate(batches)
 

@@ -188,7 +188,7 @@ class Recipe:
         try:
             return architectures.get(name, **arguments)
         except Exception as error:  # noqa: BLE001 (Keras raises many types for bad layer arguments)
-            reason = " ".join(str(error).split())[:300] or type(error).__name__
+            reason = checks.one_line(error)[:300]
             raise ValueError(
                 f"{self.source}: [architecture] {name!r} cannot be built from its arguments "
                 f"({type(error).__name__}: {reason})"

@@ -6,6 +6,7 @@ import logging
 import pathlib
 import threading
 
+from tfjsigr.checks import one_line
 from tfjsigr.serving import backends, batching, protocol
 from tfjsigr.serving import versions as versions_lib
 from tfjsigr.zoo import card as card_lib
@@ -135,7 +136,7 @@ class ModelRepository:
                 raise _Refused(refusal)
             backend = backends.load_backend(path, self.backend, onnx_path)
         except Exception as error:  # noqa: BLE001 - a bad version must not stop the others
-            message = " ".join(str(error).split()) or type(error).__name__
+            message = one_line(error)
             verb = "refusing" if isinstance(error, _Refused) else "cannot load"
             logger.warning("%s %s version %d: %s", verb, name, version, message)
             self._failed[(name, version)] = (stamp, message)

@@ -12,6 +12,7 @@ import sys
 
 from tqdm import tqdm
 
+from tfjsigr.checks import one_line
 from tfjsigr.data.source import SAMPLE_ORIGIN
 from tfjsigr.zoo import layout
 
@@ -199,7 +200,7 @@ def is_user_error(error):
 
 def report_failure(name, error):
     """Prints `FAILED name: reason` (the type too for unexpected errors); returns the name."""
-    reason = " ".join((str(error).strip() or type(error).__name__).split())
+    reason = one_line(error)
     if not is_user_error(error):
         reason = f"{type(error).__name__}: {reason[:500]}"
     tqdm.write(f"FAILED {name}: {reason}", file=sys.stdout)

@@ -12,6 +12,7 @@ import tempfile
 import numpy as np
 
 from tfjsigr import io
+from tfjsigr.checks import one_line
 from tfjsigr.zoo import card as card_lib
 from tfjsigr.zoo import index as index_lib
 from tfjsigr.zoo import layout
@@ -307,7 +308,7 @@ def _classes(model, images, entry):
     try:
         logits = verify_lib.keras_logits(model, images)
     except Exception as error:  # noqa: BLE001 (Keras raises many types for mismatched inputs)
-        reason = " ".join(str(error).split())[:300] or type(error).__name__
+        reason = one_line(error)[:300]
         raise ValueError(
             f"export of {entry}: the model does not run on the sample images of shape "
             f"{list(images.shape[1:])} ({reason})"

@@ -18,6 +18,7 @@ import pathlib
 import re
 
 from tfjsigr import io
+from tfjsigr.checks import one_line
 
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
@@ -215,7 +216,7 @@ def load_model(path):
     try:
         return keras.saving.load_model(found)
     except Exception as error:  # noqa: BLE001 (Keras raises many types for corrupt archives)
-        reason = " ".join(str(error).split()) or type(error).__name__
+        reason = one_line(error)
         if reason.startswith("File not found"):  # Keras' words for a file that is no zip archive.
             reason = "not a .keras (zip) archive"
         raise ValueError(f"{found}: not a loadable Keras model ({reason[:200]})") from None
