@@ -208,7 +208,7 @@ def test_zoo_evaluate_refuses_mixed_data_sets_unless_allowed(tmp_path, monkeypat
 def test_a_zoo_build_loads_each_data_set_once(tmp_path, monkeypatch):
     from tfjsigr.data.source import DataSource
     from tfjsigr.pipeline import recipes
-    from tfjsigr.zoo.builder import DataCache
+    from tfjsigr.pipeline.runs import DataCache
 
     write_npz(tmp_path / "parts.npz", (20, 20), len(PARTS), PARTS)
     loads, load = [], DataSource.load

@@ -77,20 +77,16 @@ def load_training_data(recipe, data_dir=None, source="auto", data=None):
             `TrainingData` already loaded (a zoo build loads each data set once), whose
             subsets are then drawn for this recipe.
     """
-    if isinstance(data, TrainingData):
-        x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
-        info, data = data.info, data.source
-    else:
-        data = data or recipe.data_source(data_dir, source)
-        x_train, y_train, info = data.load("train")
-        x_test, y_test, _ = data.load("test")
-    x_train, y_train, train_from = _seeded_subset(x_train, y_train, recipe.train_examples, recipe.seed)
-    x_test, y_test, test_from = _seeded_subset(x_test, y_test, recipe.eval_examples, recipe.seed + 1)
+    if not isinstance(data, TrainingData):
+        data = load_all(data or recipe.data_source(data_dir, source))
+    info = data.info
+    x_train, y_train, train_from = _seeded_subset(data.x_train, data.y_train, recipe.train_examples, recipe.seed)
+    x_test, y_test, test_from = _seeded_subset(data.x_test, data.y_test, recipe.eval_examples, recipe.seed + 1)
     described = {
         "train": f"{train_from} of {info.name} train ({info.origin})",
         "test": f"{test_from} of {info.name} test ({info.origin})",
     }
-    return TrainingData(x_train, y_train, x_test, y_test, info, data, described)
+    return TrainingData(x_train, y_train, x_test, y_test, info, data.source, described)
 
 
 def load_all(data):
@@ -100,6 +96,24 @@ def load_all(data):
     x_test, y_test, _ = data.load("test")
     described = {split: f"all {len(y)} images" for split, y in (("train", y_train), ("test", y_test))}
     return TrainingData(x_train, y_train, x_test, y_test, info, data, described)
+
+
+class DataCache:
+    """Each data set, resolved and loaded once (both splits, every image): a zoo build's
+    recipes and a tune study's trials all train and evaluate on the same data, whatever
+    appears on the machine meanwhile."""
+
+    def __init__(self, data_dir=None, source="auto", dataset=None):
+        self.data_dir, self.source, self.dataset = data_dir, source, dataset
+        self.loaded = {}
+
+    def get(self, recipe):
+        """The `TrainingData` of a recipe's data set (`dataset` instead, when given), loaded on
+        first use."""
+        key = (self.dataset or recipe.dataset, recipe.image_size, recipe.color_mode)
+        if key not in self.loaded:
+            self.loaded[key] = load_all(recipe.data_source(self.data_dir, self.source, self.dataset))
+        return self.loaded[key]
 
 
 def _seeded_subset(x, y, count, seed):

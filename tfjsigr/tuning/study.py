@@ -203,7 +203,7 @@ class Evaluator:
     def __init__(self, space, out, options):
         self.space, self.out, self.options = space, pathlib.Path(out), options
         self._sources = None
-        self._data = None  # The data set, loaded once for every trial (`_loaded`).
+        self._data = None  # The data set of every trial: a `runs.DataCache` (`_loaded`).
 
     def objective(self, trial):
         values = self.space.suggest(trial)
@@ -281,9 +281,8 @@ class Evaluator:
         from tfjsigr.pipeline import runs
 
         if self._data is None:
-            data = recipe.data_source(self.options.data_dir, self.options.source)
-            self._data = runs.load_all(data)
-        return self._data
+            self._data = runs.DataCache(self.options.data_dir, self.options.source)
+        return self._data.get(recipe)
 
     def _transfer(self, recipe, backbone, x, y):
         from tfjsigr.evaluation.attacks import logits_function

@@ -64,6 +64,8 @@ def build(
     paths = recipe_paths(recipes, zoo_dir)
     check_separate_folders(zoo_dir, runs_dir)
     check_data_dir(data_dir, source)
+    from tfjsigr.pipeline.runs import DataCache
+
     loaded, failures = valid_recipes(paths, runs_dir, DataCache(data_dir, source, dataset))
     rows = []
     for recipe, data in tqdm(loaded, desc="zoo build", unit="model", dynamic_ncols=True):
@@ -100,24 +102,6 @@ def _not_found(recipe, candidates):
         return f"{path} is a folder, not a recipe (a .toml file or a recipe name)"
     tried = ", ".join(str(c) for c in [path, *candidates])
     return f"recipe {recipe!r} not found; tried {tried}"
-
-
-class DataCache:
-    """Each data set of a build, resolved and loaded once (both splits, every image)."""
-
-    def __init__(self, data_dir=None, source="auto", dataset=None):
-        self.data_dir, self.source, self.dataset = data_dir, source, dataset
-        self.loaded = {}
-
-    def get(self, recipe):
-        """The `runs.TrainingData` of a recipe's data set (loaded on first use)."""
-        from tfjsigr.pipeline import runs
-
-        key = (self.dataset or recipe.dataset, recipe.image_size, recipe.color_mode)
-        if key not in self.loaded:
-            data = recipe.data_source(self.data_dir, self.source, self.dataset)
-            self.loaded[key] = runs.load_all(data)
-        return self.loaded[key]
 
 
 def check_separate_folders(zoo_dir, runs_dir):
