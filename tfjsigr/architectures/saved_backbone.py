@@ -2,8 +2,6 @@
 
 import pathlib
 
-from tfjsigr.checks import one_line
-
 SUFFIX = ".keras"
 
 
@@ -20,19 +18,12 @@ def saved_backbone(path, input_shape=None, num_classes=None):
         FileNotFoundError: no such file.
         ValueError: not a loadable Keras model, or one that does not fit the data.
     """
-    import keras
-
-    import tfjsigr
+    from tfjsigr.zoo.layout import load_model
 
     path = pathlib.Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"saved backbone not found: {path}")
-    tfjsigr.register_keras_objects()
-    try:
-        model = keras.saving.load_model(path)
-    except Exception as error:  # noqa: BLE001 (Keras raises many types for corrupt archives)
-        reason = one_line(error)[:200]
-        raise ValueError(f"{path}: not a loadable Keras model ({reason})") from None
+    model = load_model(path)
     model = getattr(model, "model", model)  # A RegularizedModel's backbone.
     _check_fits(model, path, input_shape, num_classes)
     return model

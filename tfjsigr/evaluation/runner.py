@@ -58,10 +58,11 @@ def evaluation_data(models, dataset=None, data_dir=None, source=None, allow_mixe
     Raises:
         ValueError: models of different data sets without `allow_mixed`, or a malformed record.
     """
-    from tfjsigr.data.source import DEFAULT_DATASET, DataSource, resolve_data
-    from tfjsigr.zoo.export import recorded_data
+    from tfjsigr.data.source import resolve_data
+    from tfjsigr.zoo.export import model_data, recorded_data
 
-    recorded = {name: recorded_data(layout.read_record(path)) for name, path in models.items()}
+    records = {name: layout.read_record(path) for name, path in models.items()}
+    recorded = {name: recorded_data(record) for name, record in records.items()}
     trained_on = {name: None if data is None else data.dataset for name, data in recorded.items()}
     if dataset is None:
         groups = {}
@@ -74,10 +75,7 @@ def evaluation_data(models, dataset=None, data_dir=None, source=None, allow_mixe
                 "apart, or allow mixed data sets (--allow-mixed) to rank them all on the data of "
                 f"{next(iter(models))}, marked in the leaderboard"
             )
-        first = recorded[next(iter(models))] or DataSource(DEFAULT_DATASET)
-        fields = {**first.to_dict(), "source": source or first.source}
-        data = DataSource.from_dict(fields, data_dir)
-        data = resolve_data(data.dataset, data.data_dir, data.source, data.image_size, data.color_mode)
+        data = model_data(records[next(iter(models))], data_dir=data_dir, source=source)
     else:
         data = resolve_data(dataset, data_dir, source or "auto")
     return data, trained_on
