@@ -274,6 +274,4 @@ def recorded_class_names(model):
     """The class names a model's run or card recorded with its data, or None."""
     from tfjsigr.zoo import layout
 
-    data = layout.read_record(model).data
-    names = data.get("class_names") if isinstance(data, dict) else None
-    return [str(name) for name in names] if isinstance(names, list) and names else None
+    return list(layout.class_names(layout.read_record(model).data)) or None

@@ -260,9 +260,7 @@ class _Card:
     def class_names(self):
         """The class names the card records with its data, or ()."""
         card = self.read()
-        data = card.get("data") if isinstance(card, dict) else None
-        names = data.get("class_names") if isinstance(data, dict) else None
-        return tuple(str(n) for n in names) if isinstance(names, list) else ()
+        return layout.class_names(card.get("data") if isinstance(card, dict) else None)
 
     def onnx_file(self, version):
         """(the entry's model.onnx when it was exported with `version` and verifies, else None;

@@ -268,6 +268,12 @@ def read_record(path):
     return ModelRecord(recipe, metrics, metrics.get("data"), recipe.get("name"), str(folder / RECIPE_FILE))
 
 
+def class_names(data):
+    """The class names a run's or card's `data` section records, as strings; () if none."""
+    names = data.get("class_names") if isinstance(data, dict) else None
+    return tuple(str(name) for name in names) if isinstance(names, list) else ()
+
+
 def _section(card, key, card_file):
     value = card.get(key)
     if value is None:
