@@ -8,6 +8,7 @@ value came from (a recipe file and key, say).
 
 import math
 import numbers
+import sys
 
 
 def number(value, name, low=None, high=None, low_open=False, high_open=False, whole=False):
@@ -64,6 +65,25 @@ def _rule(low, high, low_open, high_open, whole_number):
     if high is not None:
         return f"{kind} {'<' if high_open else '<='} {high}"
     return kind
+
+
+# Errors of the library a user causes beyond ValueError, OSError and EOFError: (module, class
+# name). They are looked up only once their module is imported (an error of a module never
+# imported cannot have been raised), so asking imports neither TensorFlow nor the serving stack.
+_LIBRARY_USER_ERRORS = (
+    ("tfjsigr.pipeline.runs", "TrainingDiverged"),
+    ("tfjsigr.serving.client", "ServingError"),
+)
+
+
+def is_user_error(error):
+    """Whether an error is one a user causes, which its message alone explains: bad files,
+    recipes, data and arguments (ValueError), missing or unreadable files (OSError), an empty
+    .npy (EOFError), a diverged run (TrainingDiverged), a serving failure (ServingError)."""
+    loaded = (getattr(sys.modules[module], name, None) for module, name in _LIBRARY_USER_ERRORS
+              if module in sys.modules)  # fmt: skip
+    kinds = (ValueError, OSError, EOFError, *(kind for kind in loaded if kind is not None))
+    return isinstance(error, kinds)
 
 
 def one_line(error):

@@ -1,25 +1,10 @@
 """What every command shares for user errors: one-line messages (exit status 1)."""
 
 import contextlib
-import sys
 
 import click
 
-from tfjsigr.checks import one_line
-
-# Errors of the library a user causes beyond ValueError and OSError: (module, class name). They
-# are looked up only once their module is imported (an error of a module never imported cannot
-# have been raised), so no command imports TensorFlow or the serving stack for them.
-_LIBRARY_USER_ERRORS = (
-    ("tfjsigr.pipeline.runs", "TrainingDiverged"),
-    ("tfjsigr.serving.client", "ServingError"),
-)
-
-
-def _user_error_types():
-    loaded = (getattr(sys.modules[module], name, None) for module, name in _LIBRARY_USER_ERRORS
-              if module in sys.modules)  # fmt: skip
-    return (ValueError, OSError, EOFError, *(kind for kind in loaded if kind is not None))
+from tfjsigr.checks import is_user_error, one_line
 
 
 @contextlib.contextmanager
@@ -36,6 +21,6 @@ def user_errors():
     except MemoryError as error:
         raise click.ClickException(f"out of memory ({one_line(error)})") from None
     except Exception as error:
-        if isinstance(error, _user_error_types()):
+        if is_user_error(error):
             raise click.ClickException(one_line(error)) from None
         raise

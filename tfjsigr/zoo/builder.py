@@ -12,7 +12,7 @@ import sys
 
 from tqdm import tqdm
 
-from tfjsigr.checks import one_line
+from tfjsigr.checks import is_user_error, one_line
 from tfjsigr.data.source import SAMPLE_ORIGIN
 from tfjsigr.zoo import layout
 
@@ -60,12 +60,11 @@ def build(
             folders inside one another, or a bad data folder (before anything trains).
     """
     from tfjsigr.data.datasets import check_data_dir
+    from tfjsigr.pipeline.runs import DataCache
 
     paths = recipe_paths(recipes, zoo_dir)
     check_separate_folders(zoo_dir, runs_dir)
     check_data_dir(data_dir, source)
-    from tfjsigr.pipeline.runs import DataCache
-
     loaded, failures = valid_recipes(paths, runs_dir, DataCache(data_dir, source, dataset))
     rows = []
     for recipe, data in tqdm(loaded, desc="zoo build", unit="model", dynamic_ncols=True):
@@ -174,16 +173,9 @@ def check_buildable(recipe, runs_dir, info):
         keras.backend.clear_session()
 
 
-def is_user_error(error):
-    """Whether an error is one a user causes (bad files, recipes, data, a diverged run): its
-    message alone explains it. Anything else is reported with its type."""
-    from tfjsigr.pipeline.runs import TrainingDiverged
-
-    return isinstance(error, (ValueError, OSError, EOFError, TrainingDiverged))
-
-
 def report_failure(name, error):
-    """Prints `FAILED name: reason` (the type too for unexpected errors); returns the name."""
+    """Prints `FAILED name: reason` (the type too for errors a user does not cause, see
+    `checks.is_user_error`); returns the name."""
     reason = one_line(error)
     if not is_user_error(error):
         reason = f"{type(error).__name__}: {reason[:500]}"
